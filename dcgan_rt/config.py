@@ -1,0 +1,73 @@
+"""The generator/discriminator architecture as one frozen, JSON-serialisable config.
+
+Core tier (no torch): the same config describes a PyTorch module, an ONNX file
+and a TensorRT engine, and is validated before anything is built from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from dcgan_rt.errors import ArtifactError, UsageError
+
+IMG_RESOLUTIONS = (16, 32, 64, 128)
+IMG_CHANNELS = (1, 3)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a DCGAN pair (Radford et al., 2015).
+
+    g_width / d_width are the channel counts at the highest resolution
+    (pytorch/examples' ngf / ndf); each halving of the resolution doubles them.
+    """
+
+    z_dim: int = 100
+    img_resolution: int = 32
+    img_channels: int = 1
+    g_width: int = 64
+    d_width: int = 64
+
+    def __post_init__(self) -> None:
+        if self.img_resolution not in IMG_RESOLUTIONS:
+            raise UsageError(
+                f"img_resolution must be one of {', '.join(map(str, IMG_RESOLUTIONS))}, "
+                f"got {self.img_resolution}"
+            )
+        if self.img_channels not in IMG_CHANNELS:
+            raise UsageError(f"img_channels must be 1 or 3, got {self.img_channels}")
+        for name in ("z_dim", "g_width", "d_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def num_upsamplings(self) -> int:
+        """Stride-2 blocks after the 4x4 projection: 16 -> 2, 32 -> 3, 64 -> 4, 128 -> 5."""
+        return self.img_resolution.bit_length() - 3
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.img_channels, self.img_resolution, self.img_resolution)
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ModelConfig":
+        """Build from JSON data, refusing unknown keys and wrong types."""
+        if not isinstance(data, dict):
+            raise ArtifactError(f"model config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArtifactError(f"model config has unknown keys {unknown}; expected only {sorted(known)}")
+        for key, value in data.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ArtifactError(f"model config key {key!r} must be an integer, got {value!r}")
+        try:
+            return cls(**data)
+        except UsageError as exc:
+            raise ArtifactError(f"invalid model config: {exc}") from None
