@@ -75,3 +75,43 @@ def assert_clean_error(proc: subprocess.CompletedProcess, code: int, *needles: s
 @pytest.fixture
 def cli():
     return run_cli
+
+
+TINY_CONFIG = dict(z_dim=16, img_resolution=16, img_channels=1, g_width=8, d_width=8)
+
+
+def make_model_dir(out: Path, seed: int = 0, **config) -> Path:
+    """A generator.safetensors + generator.json with non-trivial weights and BatchNorm
+    statistics (a few train-mode forward passes), without running a training loop."""
+    import torch
+
+    from dcgan_rt.config import ModelConfig
+    from dcgan_rt.model_card import ModelCard
+    from dcgan_rt.train.networks import build_generator
+    from dcgan_rt.train.release import save_generator
+
+    cfg = ModelConfig(**{**TINY_CONFIG, **config})
+    torch.manual_seed(seed)
+    g = build_generator(cfg).train()
+    with torch.no_grad():
+        for _ in range(3):
+            g(torch.randn(32, cfg.z_dim))
+    out.mkdir(parents=True, exist_ok=True)
+    save_generator(g.eval(), ModelCard(cfg, training_step=3, dataset="synthetic", extra={"seed": seed}), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny 16x16 grayscale generator in a directory, like a run directory's release files."""
+    return make_model_dir(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny generator exported to the fp32 ONNX contract model."""
+    from dcgan_rt.export.onnx_export import export_onnx
+    from dcgan_rt.train.release import load_generator
+
+    g, card = load_generator(tiny_model_dir)
+    return export_onnx(g, card, tmp_path_factory.mktemp("tiny_onnx") / "generator.onnx")
