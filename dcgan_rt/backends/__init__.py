@@ -1,0 +1,1 @@
+"""Inference backends (core tier): torch, ONNX Runtime, TensorRT behind one small interface."""
