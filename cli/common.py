@@ -14,6 +14,7 @@ from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dcgan_rt.errors import DcganRtError
 
@@ -29,7 +30,8 @@ def debug_enabled() -> bool:
 
 def fail(message: str, code: int = 1) -> None:
     """Print one clear error line and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: messages name things like 'dcgan-rt[gpu]' that rich would take for markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

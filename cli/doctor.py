@@ -1,10 +1,68 @@
-"""`dcgan-rt doctor` (placeholder until its issue lands)."""
+"""`dcgan-rt doctor [MODEL]`: this machine's environment, and parity on every backend it has.
 
-from dcgan_rt.cli.common import handle_errors
-from dcgan_rt.errors import DcganRtError
+CLI tier: prints dcgan_rt.environment's report; with MODEL, runs
+dcgan_rt.export.checks and prints the parity table (exit 1 if any check fails),
+so a user with a GPU verifies their own install.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from dcgan_rt.cli.common import console, handle_errors
+from dcgan_rt.errors import NumericalError
+
+
+def environment_table(report: dict) -> Table:
+    table = Table(title="environment", title_justify="left", box=box.SIMPLE, show_header=False, pad_edge=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for section, rows in report.items():
+        table.add_row(f"[cyan]{section}[/]", "")
+        for key, value in rows.items():
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            table.add_row(f"  {key}", escape(text))
+    return table
 
 
 @handle_errors
-def doctor() -> None:
-    """Not implemented yet."""
-    raise DcganRtError("dcgan-rt doctor is not implemented yet")
+def doctor(
+    model: Annotated[Optional[Path], typer.Argument(help="Also check this model (run directory, .safetensors, "
+                                                         ".onnx or .engine) on every backend here.",
+                                                    show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the environment as JSON.")] = False,
+) -> None:
+    """Report the environment and, given a model, run the parity checks on every backend."""
+    from dcgan_rt.environment import environment_report
+
+    report = environment_report()
+    if as_json:
+        if model is not None:
+            from dcgan_rt.errors import UsageError
+
+            raise UsageError("--json prints the environment only; run without --json to check a model")
+        typer.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    console.print(environment_table(report))
+    if model is None:
+        return
+
+    from dcgan_rt.cli.export import parity_table
+    from dcgan_rt.export.checks import check_model
+
+    result = check_model(model, log=lambda msg: console.print(msg, style="dim", markup=False, highlight=False))
+    console.print(parity_table(result.results, f"parity vs {result.reference} (latent seed {result.seed})"))
+    for line in result.skipped:
+        console.print(f"not checked: {line}", markup=False, highlight=False, soft_wrap=True)
+    failed = [r for r in result.results if not r.passed]
+    if failed:
+        names = ", ".join(f"{r.variant} on {r.backend}" for r in failed)
+        raise NumericalError(f"parity failed for {names} (latent seed {result.seed}): see the table above")
+    console.print(f"all checks passed ({len(result.results)})", style="green", highlight=False)

@@ -30,5 +30,9 @@ class ArtifactError(DcganRtError):
     """A model file is missing, corrupt, or not a dcgan-rt artifact."""
 
 
+class DataError(DcganRtError):
+    """A training data set is missing, empty or unreadable; the message says where to put it."""
+
+
 class NumericalError(DcganRtError):
     """NaN/inf or a parity bound exceeded."""

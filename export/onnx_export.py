@@ -1,8 +1,10 @@
 """Export a Generator to one self-contained ONNX file with its model card in metadata_props.
 
 Export tier. Input `z` float32 [N, z_dim] with a dynamic batch axis; output
-`images` float32 [N, C, H, W] in [-1, 1]. The torch.export-based exporter
-(dynamo=True) folds eval-mode BatchNorm into the transposed convolutions.
+`images` float32 [N, C, H, W] in [-1, 1] (the uint8 variant: [N, H, W, C]). The
+torch.export-based exporter (dynamo=True) folds eval-mode BatchNorm into the
+transposed convolutions. The I/O contract itself lives in the core tier
+(dcgan_rt.onnx_card) so that readers need no torch.
 """
 
 from __future__ import annotations
@@ -16,28 +18,33 @@ from pathlib import Path
 import onnx
 import torch
 
+from dcgan_rt import __version__
 from dcgan_rt.atomic import atomic_path
+from dcgan_rt.errors import UsageError
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
+from dcgan_rt.onnx_card import EXPORT_METADATA_KEY, INPUT_NAME, IO_METADATA_KEY, OUTPUT_NAME, io_contract
 from dcgan_rt.train.networks import Generator
 
+__all__ = [
+    "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME", "io_contract",
+    "to_onnx_model", "set_metadata", "save_onnx", "export_onnx",
+]
+
 DEFAULT_OPSET = 18
-INPUT_NAME = "z"
-OUTPUT_NAME = "images"
+MIN_OPSET = 17  # torch's exporter silently emits 18 when asked for less than 17
 
 
-def io_contract(card: ModelCard, output: str = "float32-nchw") -> dict:
-    """The I/O description stored beside the model card in metadata_props."""
-    cfg = card.model_config
-    c, h, w = cfg.image_shape
-    if output == "uint8-nhwc":
-        out = {"name": OUTPUT_NAME, "dtype": "uint8", "shape": ["N", h, w, c], "range": [0, 255]}
-    else:
-        out = {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", c, h, w], "range": list(card.value_range)}
-    return {"input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["N", cfg.z_dim]}, "output": out}
+def check_opset(opset: int) -> int:
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise UsageError(f"--opset must be between {MIN_OPSET} and {newest} (this onnx {onnx.__version__}), got {opset}")
+    return opset
 
 
-def to_onnx_model(generator: Generator, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Trace an eval-mode copy of `generator` on the CPU into an in-memory ONNX model."""
+def to_onnx_model(generator: torch.nn.Module, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """Trace `generator` (a Generator, or a variant wrapper with the same `cfg`) in eval
+    mode on the CPU into an in-memory ONNX model."""
+    check_opset(opset)
     generator = generator.eval().cpu()
     z = torch.zeros(2, generator.cfg.z_dim)
     batch = torch.export.Dim("N", min=1, max=1 << 20)
@@ -55,23 +62,30 @@ def to_onnx_model(generator: Generator, opset: int = DEFAULT_OPSET) -> onnx.Mode
             verbose=False,
         )
     model = program.model_proto
+    produced = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if produced != opset:
+        raise UsageError(f"torch's ONNX exporter cannot write opset {opset} (it wrote {produced}): pick another --opset")
     model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
     return model
 
 
-def set_metadata(model: onnx.ModelProto, card: ModelCard, output: str = "float32-nchw") -> None:
+def set_metadata(model: onnx.ModelProto, card: ModelCard, output: str = "float32-nchw",
+                 precision: str = "fp32", provenance: dict | None = None) -> None:
+    """Write the model card, the I/O contract and (optionally) export provenance."""
     entries = {
         METADATA_KEY: card.to_json(),
-        "dcgan_rt.io": json.dumps(io_contract(card, output), sort_keys=True),
+        IO_METADATA_KEY: json.dumps(io_contract(card, output, precision), sort_keys=True),
     }
+    if provenance is not None:
+        entries[EXPORT_METADATA_KEY] = json.dumps(provenance, sort_keys=True)
     kept = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     for key, value in entries.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "dcgan-rt"
-    model.producer_version = card.tool_version
+    model.producer_version = __version__
 
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:

@@ -1,0 +1,152 @@
+"""The ONNX Runtime backend: any dcgan-rt ONNX file on the CPU, CUDA or TensorRT providers.
+
+Core tier; onnxruntime is imported when the backend is built (extra `[cpu]`, or
+`[gpu]` for onnxruntime-gpu). Providers, best first: TensorRT EP (engines cached
+under ~/.cache/dcgan-rt/ort-tensorrt), CUDA EP with I/O binding (the output is
+written on the device and copied back once; the uint8 variant makes that copy 4x
+smaller), CPU EP. The providers a session actually got are reported, since ONNX
+Runtime silently falls back when, say, TensorRT's libraries are missing.
+
+CPU threads: one intra-op thread per core this process may use. Spinning is off
+by default because the pipeline's writer threads need those cores between
+batches; a spinning pool would burn them waiting for the next call.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
+from dcgan_rt.errors import ArtifactError, MissingDependencyError, UsageError
+from dcgan_rt.onnx_card import card_from_metadata, output_kind
+
+PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
+_TRT_EP, _CUDA_EP, _CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+_TRT_MAX_BATCH = 1024
+
+
+def cpu_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "the onnxruntime backend", extra="cpu") from None
+    return onnxruntime
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, providers: str = "auto", threads: int | None = None,
+                 spin: bool = False, device_id: int = 0):
+        if providers not in PROVIDER_CHOICES:
+            raise UsageError(f"unknown ONNX Runtime provider choice {providers!r}: one of {', '.join(PROVIDER_CHOICES)}")
+        ort = import_onnxruntime()
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactError(f"ONNX model {path} not found")
+        available = ort.get_available_providers()
+        wanted, self.provider_reason = _provider_list(providers, available, device_id, path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or cpu_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: a provider fallback is reported by us
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        try:
+            session = ort.InferenceSession(str(path), options, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"ONNX Runtime cannot load {path} ({first}): re-export it with dcgan-rt export") from None
+        card, io = card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+        used = session.get_providers()
+        main = used[0] if used else _CPU_EP
+        if main != _provider_name(wanted[0]):
+            self.provider_reason += f"; {_provider_name(wanted[0])} failed to start, fell back to {main}"
+        on_gpu = main in (_TRT_EP, _CUDA_EP)
+        detail = main if not on_gpu else f"{main}, GPU {device_id}"
+        if main == _CPU_EP:
+            detail += f", {options.intra_op_num_threads} threads"
+        super().__init__(
+            card, device=f"cuda:{device_id}" if on_gpu else "cpu", detail=detail,
+            precision=io["precision"], output=UINT8_NHWC if output_kind(io) == "uint8-nhwc" else FLOAT_NCHW,
+            max_batch=_TRT_MAX_BATCH if main == _TRT_EP else None,
+        )
+        self.path = path
+        self.providers = used
+        self._session = session
+        self._input = session.get_inputs()[0].name
+        self._output = session.get_outputs()[0].name
+        self._device_id = device_id
+        self._binding = session.io_binding() if on_gpu else None
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = self._check_z(z)
+        if self._binding is None:
+            return self._session.run([self._output], {self._input: z})[0]
+        # I/O binding: z is copied to the device once, the output is allocated there
+        # by ONNX Runtime and copied back once, with no staging copies in between.
+        binding = self._binding
+        binding.bind_cpu_input(self._input, z)
+        binding.bind_output(self._output, "cuda", self._device_id)
+        self._session.run_with_iobinding(binding)
+        out = binding.copy_outputs_to_cpu()[0]
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
+        return out
+
+    def close(self) -> None:
+        self._binding = None
+        self._session = None
+
+
+def _provider_name(entry) -> str:
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
+def _provider_list(choice: str, available: list[str], device_id: int, path: Path) -> tuple[list, str]:
+    """The providers to ask for, best first, and why."""
+    has_trt, has_cuda = _TRT_EP in available, _CUDA_EP in available
+    if choice == "tensorrt" and not has_trt:
+        raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's TensorRT provider", extra="gpu")
+    if choice == "cuda" and not has_cuda:
+        raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's CUDA provider", extra="gpu")
+    cuda = (_CUDA_EP, {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"})
+    if choice in ("auto", "tensorrt") and has_trt and has_cuda:
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcgan-rt" / "ort-tensorrt"
+        cache.mkdir(parents=True, exist_ok=True)
+        trt = (_TRT_EP, {
+            "device_id": device_id,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache),
+            **_trt_profile(path),
+        })
+        return [trt, cuda, _CPU_EP], "ONNX Runtime has the TensorRT provider (first run builds and caches an engine)"
+    if choice in ("auto", "cuda") and has_cuda:
+        return [cuda, _CPU_EP], "ONNX Runtime has the CUDA provider"
+    why = "CPU provider" if choice == "cpu" else "no GPU provider in this onnxruntime (pip install 'dcgan-rt[gpu]' for CUDA)"
+    return [_CPU_EP], why
+
+
+def _trt_profile(path: Path) -> dict:
+    """One optimisation profile for batch 1.._TRT_MAX_BATCH, so the TensorRT provider
+    builds one engine instead of one per new batch size."""
+    from dcgan_rt.onnx_card import INPUT_NAME, read_onnx_card
+
+    z_dim = read_onnx_card(path)[0].model_config.z_dim
+    return {
+        "trt_profile_min_shapes": f"{INPUT_NAME}:1x{z_dim}",
+        "trt_profile_opt_shapes": f"{INPUT_NAME}:256x{z_dim}",
+        "trt_profile_max_shapes": f"{INPUT_NAME}:{_TRT_MAX_BATCH}x{z_dim}",
+    }

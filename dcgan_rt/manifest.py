@@ -1,0 +1,154 @@
+"""manifest.json: what an output directory of `generate` holds, and whether a run may add to it.
+
+Core tier. The manifest names the job: the model (path, kind, sha256 of the file,
+its model card), seed, index range, format, image shape; and records the runs
+that wrote it (backend, precision, batch size, counts, seconds). A run may resume
+a directory only if the job's identity matches (same model file, seed, format,
+latents option, and for shard formats the same range); anything else is refused
+unless --overwrite.
+
+Sharded runs (--shard K/N, torchrun ranks) each write manifest.shard-K-of-N.json;
+whichever shard finishes last merges them into the one manifest.json (see
+dcgan_rt.pipeline) and removes the parts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcgan_rt import __version__
+from dcgan_rt.errors import DcganRtError
+
+MANIFEST_NAME = "manifest.json"
+PREVIEW_NAME = "preview.png"
+KIND = "dcgan-rt/generated-images"
+SCHEMA_VERSION = 1
+_PART = re.compile(r"^manifest\.shard-(\d+)-of-(\d+)\.json$")
+
+
+class OutputConflictError(DcganRtError):
+    """The output directory holds something this run must not mix with."""
+
+
+def part_name(shard: int, num_shards: int) -> str:
+    return f"manifest.shard-{shard}-of-{num_shards}.json"
+
+
+def is_part_name(name: str) -> bool:
+    return _PART.match(name) is not None
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Job:
+    """The identity of a generate job: everything that decides which bytes land in DIR."""
+
+    model_path: str
+    model_kind: str
+    model_sha256: str
+    model_card: dict
+    seed: int
+    start: int
+    count: int
+    format: str
+    save_latents: bool
+    images_per_file: int | None  # npy / tar shard size; None for png
+    image_shape: tuple[int, int, int]  # (H, W, C)
+    z_dim: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+    def to_manifest(self) -> dict[str, Any]:
+        h, w, c = self.image_shape
+        return {
+            "kind": KIND,
+            "schema_version": SCHEMA_VERSION,
+            "tool_version": __version__,
+            "model": {"path": self.model_path, "kind": self.model_kind, "sha256": self.model_sha256,
+                      "card": self.model_card},
+            "seed": self.seed,
+            "start": self.start,
+            "count": self.count,
+            "end": self.end,
+            "format": self.format,
+            "images_per_file": self.images_per_file,
+            "save_latents": self.save_latents,
+            "image": {"height": h, "width": w, "channels": c, "dtype": "uint8"},
+            "latents": {"z_dim": self.z_dim, "rule": "z(seed, index), docs/latents.md"},
+        }
+
+
+def read_manifest(path: Path) -> dict | None:
+    """A manifest's JSON, None if the file is absent; refuses one that is not a manifest."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OutputConflictError(
+            f"{path} is unreadable ({exc}); remove it or pass --overwrite to start this directory afresh"
+        ) from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise OutputConflictError(f"{path} is not a dcgan-rt generate manifest; choose another --out or pass --overwrite")
+    return data
+
+
+def existing_manifests(out_dir: Path) -> dict[str, dict]:
+    """manifest.json and every shard part in out_dir, by file name."""
+    found = {}
+    for path in sorted(out_dir.glob("manifest*.json")):
+        if path.name == MANIFEST_NAME or is_part_name(path.name):
+            data = read_manifest(path)
+            if data is not None:
+                found[path.name] = data
+    return found
+
+
+def conflicts(existing: dict, job: Job) -> list[str]:
+    """Why `existing` cannot be resumed by `job` (empty: it can)."""
+    new = job.to_manifest()
+    why = []
+    if existing.get("model", {}).get("sha256") != job.model_sha256:
+        old = existing.get("model", {})
+        why.append(f"model {old.get('path')} (sha256 {str(old.get('sha256'))[:12]}; this run: {job.model_path}, "
+                   f"sha256 {job.model_sha256[:12]})")
+    for key, label in (("seed", "seed"), ("format", "format"), ("save_latents", "--save-latents"),
+                       ("images_per_file", "shard size"), ("image", "image shape")):
+        if existing.get(key) != new[key]:
+            why.append(f"{label} {existing.get(key)} (this run: {new[key]})")
+    old_start, old_end = existing.get("start"), existing.get("end")
+    if job.format == "png":
+        # PNGs stand alone, so a job may grow (e.g. -n 10000 after -n 5000), never shrink
+        # (the manifest would then describe less than DIR holds).
+        same = isinstance(old_start, int) and isinstance(old_end, int) and job.start <= old_start and old_end <= job.end
+    else:  # shard files hold ranges clipped to the job, so the range must match exactly
+        same = (old_start, old_end) == (job.start, job.end)
+    if not same:
+        why.append(f"another range, --start {old_start} -n {existing.get('count')} (this run: --start {job.start} "
+                   f"-n {job.count}; to resume, use the same --start and -n"
+                   f"{', or a larger -n' if job.format == 'png' else ''})")
+    return why
+
+
+def merge_runs(manifests: list[dict]) -> list[dict]:
+    runs = [r for m in manifests for r in m.get("runs", [])]
+    return sorted(runs, key=lambda r: (r.get("started", ""), r.get("shard", "")))
+
+
+def summarise_runs(runs: list[dict], key: str) -> str:
+    """'onnxruntime' or 'onnxruntime, torch' when runs differed."""
+    seen = []
+    for r in runs:
+        if r.get(key) and r[key] not in seen and r.get("generated", 0) > 0:
+            seen.append(r[key])
+    return ", ".join(seen) if seen else (runs[-1].get(key, "") if runs else "")

@@ -1,0 +1,143 @@
+// A grid of images from a dcgan-rt uint8 ONNX model, run in the browser by onnxruntime-web
+// (WebAssembly). Tile k of the grid is image start + k of the seed typed by the user: the
+// same pixels as `dcgan-rt generate MODEL --seed S --start I` writes to 0000000I.png.
+//
+// The model comes from ?model=URL (default: model.onnx next to this page) or from the
+// file picker. Its card is read from the ONNX metadata_props (onnx_metadata.js), since
+// onnxruntime-web has no API for custom metadata.
+
+import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
+import { latents } from "../node/latents.js";
+import { readContract } from "../node/onnx_metadata.js";
+
+// A plain static server has no cross-origin isolation, hence no SharedArrayBuffer and
+// no WASM threads; asking for one thread avoids a warning and a fallback.
+ort.env.wasm.numThreads = 1;
+
+const GAP = 2; // canvas pixels between tiles: tile k's top-left is GAP + (col, row) * (size + GAP)
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let model = null; // {session, card, io}
+let drawing = 0; // id of the latest draw; an older one that finishes late is dropped
+
+function setStatus(state, text) {
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+}
+
+function showCard({ card, io, props }, source) {
+  const cfg = card.model_config;
+  const rows = [
+    ["source", source],
+    ["dataset", card.dataset],
+    ["image", `${cfg.img_resolution}×${cfg.img_resolution}, ${cfg.img_channels === 1 ? "grayscale" : "RGB"}`],
+    ["z_dim", cfg.z_dim],
+    ["training step", card.training_step],
+    ["weights", card.weights],
+    ["precision", io.precision ?? "fp32"],
+    ["output", `${io.output.name} ${io.output.dtype} [${io.output.shape.join(", ")}]`],
+    ["dcgan-rt", card.tool_version],
+  ];
+  $("card").replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      dt.textContent = k;
+      dd.textContent = String(v);
+      return [dt, dd];
+    }),
+  );
+  const pretty = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, JSON.parse(v)]));
+  $("metadata").textContent = JSON.stringify(pretty, null, 2);
+}
+
+async function loadModel(bytes, source) {
+  setStatus("loading", `Loading ${source}…`);
+  $("draw").disabled = true;
+  const contract = readContract(bytes);
+  if (contract.io.output.dtype !== "uint8") {
+    throw new Error(
+      `${source} outputs ${contract.io.output.dtype}: this page draws the uint8 variant ` +
+        "(dcgan-rt export MODEL --uint8, then open generator.uint8.onnx)",
+    );
+  }
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+  model = { session, ...contract };
+  showCard(contract, source);
+  $("draw").disabled = false;
+  await draw();
+}
+
+function readIndex(id) {
+  const text = $(id).value.trim();
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value > 0xffffffff) throw new RangeError(`${id} must be an integer in 0..4294967295`);
+  return value;
+}
+
+async function draw() {
+  const id = ++drawing;
+  const { session, card, io } = model;
+  const seed = readIndex("seed");
+  const start = readIndex("start");
+  const [cols, rows] = $("grid").value.split("x").map(Number);
+  const count = Math.min(cols * rows, 0x100000000 - start);
+  const { z_dim: zDim, img_resolution: size, img_channels: channels } = card.model_config;
+  setStatus("drawing", `Drawing images ${start}..${start + count - 1} of seed ${seed}…`);
+
+  const t0 = performance.now();
+  const z = new ort.Tensor("float32", latents(seed, start, count, zDim), [count, zDim]);
+  const pixels = (await session.run({ [io.input.name]: z }))[io.output.name].data; // uint8 (N, H, W, C)
+  if (id !== drawing) return;
+
+  const canvas = $("canvas");
+  const step = size + GAP;
+  canvas.width = cols * step + GAP;
+  canvas.height = rows * step + GAP;
+  canvas.style.width = `${Math.max(1, Math.floor(512 / canvas.width)) * canvas.width}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const tile = ctx.createImageData(size, size);
+  for (let k = 0; k < count; k++) {
+    const src = pixels.subarray(k * size * size * channels, (k + 1) * size * size * channels);
+    for (let p = 0; p < size * size; p++) {
+      const c = p * channels;
+      tile.data[4 * p] = src[c];
+      tile.data[4 * p + 1] = src[channels === 1 ? c : c + 1];
+      tile.data[4 * p + 2] = src[channels === 1 ? c : c + 2];
+      tile.data[4 * p + 3] = 255; // opaque, so the canvas stores the pixels unchanged
+    }
+    ctx.putImageData(tile, GAP + (k % cols) * step, GAP + Math.floor(k / cols) * step);
+  }
+  Object.assign(canvas.dataset, { seed, start, cols, rows, count, size, gap: GAP });
+  const ms = Math.round(performance.now() - t0);
+  setStatus("done", `Images ${start}..${start + count - 1} of seed ${seed} (${count} in ${ms} ms). Tile k is image ${start} + k.`);
+}
+
+function fail(err) {
+  setStatus("error", `Error: ${err.message}`);
+}
+
+$("controls").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (model) draw().catch(fail);
+});
+$("grid").addEventListener("change", () => model && draw().catch(fail));
+$("file").addEventListener("change", async () => {
+  const file = $("file").files[0];
+  if (file) await loadModel(new Uint8Array(await file.arrayBuffer()), file.name).catch(fail);
+});
+
+for (const id of ["seed", "start"]) if (params.has(id)) $(id).value = params.get(id);
+if (params.has("grid")) $("grid").value = params.get("grid");
+
+(async () => {
+  const url = params.get("model") ?? "model.onnx";
+  const response = await fetch(url).catch(() => null);
+  if (!response || !response.ok) {
+    setStatus("idle", `No model at ${url}: open a uint8 .onnx file above, or pass ?model=URL.`);
+    return;
+  }
+  await loadModel(new Uint8Array(await response.arrayBuffer()), url);
+})().catch(fail);

@@ -1,0 +1,176 @@
+"""Build a TensorRT engine from an exported ONNX file, and run one for the parity check.
+
+Export tier; `tensorrt` is imported lazily. The build follows the current Python
+API (TensorRT 10.x and 11.x): Builder -> strongly typed network -> OnnxParser
+(every parser error reported) -> builder config with a workspace limit and one
+optimization profile for `z` (min 1, opt = max = --max-batch) -> timing cache ->
+build_serialized_network. The plan is written as is, plus its JSON sidecar
+(dcgan_rt.engine_sidecar).
+
+Precision lives in the ONNX file: TensorRT 11 removed the FP16 builder flag and
+always builds strongly typed networks, and on 10.x we ask for a strongly typed
+network too (NetworkDefinitionCreationFlag.STRONGLY_TYPED), so the fp16 variant's
+Cast/fp16 nodes decide and both versions build the same thing. Only on a
+TensorRT without that flag would the FP16 builder flag be set for fp16 models.
+TF32 is switched off so an fp32 engine stays within the fp32 parity bound.
+
+The timing cache (kernel timings, reused to make rebuilds fast) is one file per
+TensorRT version and GPU architecture under $DCGAN_RT_CACHE (default
+~/.cache/dcgan-rt).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_rt.atomic import write_bytes
+from dcgan_rt.digest import sha256_bytes, sha256_file
+from dcgan_rt.engine_sidecar import EngineSidecar, LoadedEngine, write_sidecar
+from dcgan_rt.errors import DcganRtError, UsageError
+from dcgan_rt.gpu import find_gpu
+from dcgan_rt.model_card import ModelCard
+from dcgan_rt.onnx_card import INPUT_NAME, OUTPUT_NAME, io_contract
+
+WORKSPACE_BYTES = 2 << 30
+MAX_BATCH_LIMIT = 1 << 16
+
+
+def engine_unavailable_reason() -> str | None:
+    """Why no engine can be built and checked here (one line), or None if it can."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "TensorRT is not installed (pip install 'dcgan-rt[gpu]')"
+    except Exception as exc:  # a broken install raises OSError / RuntimeError from its libraries
+        return f"TensorRT is installed but does not load ({type(exc).__name__}: {exc})"
+    gpu, reason = find_gpu()
+    if gpu is None:
+        return reason
+    try:
+        import torch
+    except ImportError:
+        return "PyTorch is needed to run the engine's parity check"
+    if not torch.cuda.is_available():
+        return "this PyTorch build has no CUDA, needed to run the engine's parity check"
+    return None
+
+
+def check_max_batch(max_batch: int) -> int:
+    if not 1 <= max_batch <= MAX_BATCH_LIMIT:
+        raise UsageError(f"--max-batch must be between 1 and {MAX_BATCH_LIMIT}, got {max_batch}")
+    return max_batch
+
+
+def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:
+    root = os.environ.get("DCGAN_RT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dcgan-rt"
+    )
+    return Path(root) / f"tensorrt-{tensorrt_version}-sm{compute_capability.replace('.', '')}.timing-cache"
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard, precision: str, output: str,
+                 max_batch: int = 1024, workspace_bytes: int = WORKSPACE_BYTES) -> EngineSidecar:
+    """Build `engine_path` (+ sidecar) from `onnx_path`; returns the sidecar written."""
+    import tensorrt as trt
+
+    check_max_batch(max_batch)
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    gpu, reason = find_gpu()
+    if gpu is None:
+        raise DcganRtError(f"cannot build a TensorRT engine: {reason}")
+
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    creation_flags = getattr(trt, "NetworkDefinitionCreationFlag", None)
+    strongly_typed = creation_flags is not None and hasattr(creation_flags, "STRONGLY_TYPED")
+    flags = 1 << int(creation_flags.STRONGLY_TYPED) if strongly_typed else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)).strip() for i in range(parser.num_errors)]
+        raise DcganRtError(
+            f"TensorRT's ONNX parser rejected {onnx_path.name} ({len(errors)} error(s)): " + " | ".join(errors)
+        )
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    if hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if precision == "fp16" and not strongly_typed and hasattr(trt.BuilderFlag, "FP16"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    z_dim = card.model_config.z_dim
+    profile.set_shape(INPUT_NAME, (1, z_dim), (max_batch, z_dim), (max_batch, z_dim))
+    config.add_optimization_profile(profile)
+
+    cache_file = timing_cache_path(trt.__version__, gpu.compute_capability)
+    cache = None
+    if cache_file.is_file():
+        try:
+            cache = config.create_timing_cache(cache_file.read_bytes())
+        except Exception:  # a damaged cache file is only a slower build
+            cache = None
+        if cache is not None and not config.set_timing_cache(cache, ignore_mismatch=False):
+            cache = None
+    if cache is None:
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise DcganRtError(f"TensorRT could not build an engine from {onnx_path.name} (see the messages above)")
+    data = bytes(plan)
+    write_bytes(engine_path, data)
+
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
+    except OSError:
+        pass  # a read-only cache directory only costs build time next time
+
+    sidecar = EngineSidecar(
+        model_card=card, io=io_contract(card, output, precision), precision=precision,
+        tensorrt_version=trt.__version__, gpu_name=gpu.name, compute_capability=gpu.compute_capability,
+        batch_min=1, batch_opt=max_batch, batch_max=max_batch,
+        onnx_file=onnx_path.name, onnx_sha256=sha256_file(onnx_path),
+        plan_sha256=sha256_bytes(data), plan_bytes=len(data),
+        workspace_bytes=workspace_bytes, strongly_typed=strongly_typed,
+    )
+    write_sidecar(engine_path, sidecar)
+    return sidecar
+
+
+def engine_runner(loaded: LoadedEngine):
+    """z (numpy float32) -> images (numpy), on the GPU through a TensorRT execution context.
+
+    Device buffers are torch CUDA tensors: the export tier has torch, and this only
+    serves the parity check (the generation backend keeps its own buffers).
+    """
+    import tensorrt as trt
+    import torch
+
+    engine = loaded.engine
+    context = engine.create_execution_context()
+    dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8}
+    out_dtype = dtypes[engine.get_tensor_dtype(OUTPUT_NAME)]
+    max_batch = loaded.sidecar.batch_max
+    stream = torch.cuda.Stream()
+
+    def run(z: np.ndarray) -> np.ndarray:
+        outs = []
+        for s in range(0, len(z), max_batch):
+            z_dev = torch.from_numpy(np.ascontiguousarray(z[s:s + max_batch], dtype=np.float32)).cuda()
+            context.set_input_shape(INPUT_NAME, tuple(z_dev.shape))
+            out = torch.empty(tuple(context.get_tensor_shape(OUTPUT_NAME)), dtype=out_dtype, device="cuda")
+            context.set_tensor_address(INPUT_NAME, z_dev.data_ptr())
+            context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
+            stream.wait_stream(torch.cuda.current_stream())  # z_dev's copy happened on the default stream
+            if not context.execute_async_v3(stream.cuda_stream):
+                raise DcganRtError(f"TensorRT failed to run {loaded.path.name}")
+            stream.synchronize()
+            outs.append(out.cpu().numpy())
+        return np.concatenate(outs)
+
+    return run

@@ -1,0 +1,172 @@
+"""Parity: does an exported artifact compute what the PyTorch generator computes?
+
+Export tier. Every export runs each variant on fresh random latents and compares
+it with the PyTorch fp32 generator on the same latents, within the bounds of
+DESIGN §5 (the table below). `export` and `doctor` both use these checks.
+
+| variant    | compared with                                 | max abs    | mean abs   |
+| ---------- | --------------------------------------------- | ---------- | ---------- |
+| fp32       | PyTorch fp32                                  | 1e-4       | -          |
+| fp16       | PyTorch fp32                                  | 3e-2       | 3e-3       |
+| uint8      | PyTorch fp32 through dcgan_rt.pixels' rule    | 1 level    | -          |
+| fp16-uint8 | PyTorch fp32 through dcgan_rt.pixels' rule    | 5 levels   | 1.5 levels |
+
+The fp16-uint8 bound is the fp16 bound in pixel levels (x 127.5) plus one level of
+rounding, rounded up: 3e-2 * 127.5 + 1 = 4.8 and 3e-3 * 127.5 + 1 = 1.4.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from dcgan_rt.errors import DcganRtError, MissingDependencyError, NumericalError
+from dcgan_rt.latents import latent_range
+from dcgan_rt.onnx_card import INPUT_NAME
+from dcgan_rt.pixels import to_uint8_nhwc
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Bound:
+    max_abs: float
+    mean_abs: float | None = None
+    unit: str = ""  # "" for [-1, 1] image values, "levels" for uint8 pixels
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        text = f"max ≤ {self.max_abs:g}{unit}"
+        return text + (f", mean ≤ {self.mean_abs:g}{unit}" if self.mean_abs is not None else "")
+
+
+BOUNDS = {
+    ("fp32", "float32-nchw"): Bound(1e-4),
+    ("fp16", "float32-nchw"): Bound(3e-2, 3e-3),
+    ("fp32", "uint8-nhwc"): Bound(1, unit="levels"),
+    ("fp16", "uint8-nhwc"): Bound(5, 1.5, unit="levels"),
+}
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    variant: str
+    backend: str
+    max_abs: float
+    mean_abs: float
+    bound: Bound
+    count: int  # images compared
+
+    @property
+    def passed(self) -> bool:
+        if not (math.isfinite(self.max_abs) and math.isfinite(self.mean_abs)):
+            return False
+        if self.max_abs > self.bound.max_abs:
+            return False
+        return self.bound.mean_abs is None or self.mean_abs <= self.bound.mean_abs
+
+
+def fresh_latents(count: int, z_dim: int, seed: int | None = None) -> tuple[int, np.ndarray]:
+    """(seed, z): latents z(seed, 0..count-1) for a new random seed unless one is given."""
+    seed = secrets.randbelow(2**32) if seed is None else seed
+    return seed, latent_range(seed, 0, count, z_dim)
+
+
+def reference_images(generator, z: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """The PyTorch fp32 generator on the CPU: float32 (N, C, H, W)."""
+    import torch
+
+    generator = generator.eval().float().cpu()
+    outs = []
+    with torch.no_grad():
+        for s in range(0, len(z), chunk):
+            outs.append(generator(torch.from_numpy(np.ascontiguousarray(z[s:s + chunk]))).numpy())
+    return np.concatenate(outs).astype(np.float32, copy=False)
+
+
+def errors(output: str, got: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(max abs, mean abs) of `got` against the reference, in the output's units. The
+    reference is float images (turned into pixels by the uint8 rule where needed) or,
+    for a uint8 output, pixels already."""
+    pixels = output == "uint8-nhwc" and reference.dtype != np.uint8
+    expected = to_uint8_nhwc(reference) if pixels else reference
+    if got.shape != expected.shape:
+        raise NumericalError(f"output shape {list(got.shape)}, expected {list(expected.shape)}")
+    if output == "uint8-nhwc":
+        if got.dtype != np.uint8:
+            raise NumericalError(f"output dtype {got.dtype}, expected uint8")
+        diff = np.abs(got.astype(np.int16) - expected.astype(np.int16)).astype(np.float64)
+    else:
+        if not np.isfinite(got).all():
+            return math.nan, math.nan
+        diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+    return float(diff.max()), float(diff.mean())
+
+
+def check_parity(variant: str, precision: str, output: str, backend: str, runner: Runner,
+                 z: np.ndarray, reference: np.ndarray, batch_sizes: Sequence[int] | None = None) -> ParityResult:
+    """Run `runner` over z (in batches of `batch_sizes`, cycling; default one batch) and compare."""
+    got, start, i = [], 0, 0
+    sizes = list(batch_sizes or [len(z)])
+    while start < len(z):
+        n = sizes[i % len(sizes)]
+        got.append(np.asarray(runner(np.ascontiguousarray(z[start:start + n]))))
+        start, i = start + n, i + 1
+    max_abs, mean_abs = errors(output, np.concatenate(got), reference)
+    return ParityResult(variant, backend, max_abs, mean_abs, BOUNDS[(precision, output)], len(z))
+
+
+def raise_on_failure(results: Sequence[ParityResult], seed: int) -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        what = "; ".join(
+            f"{r.variant} on {r.backend}: max {r.max_abs:.3g}, mean {r.mean_abs:.3g} ({r.bound.describe()})" for r in failed
+        )
+        raise NumericalError(f"parity check failed (latent seed {seed}): {what}")
+
+
+def onnxruntime_runner(path: str | Path, provider: str = "CPUExecutionProvider") -> Runner:
+    """An ONNX Runtime session on one execution provider, as z -> images."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "running the parity check", extra="cpu") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # TF32 would cost the fp32 bound on Ampere+; the CUDA EP enables it by default.
+    spec = (provider, {"use_tf32": "0"}) if provider == "CUDAExecutionProvider" else provider
+    try:
+        session = ort.InferenceSession(str(path), options, providers=[spec])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DcganRtError(f"ONNX Runtime ({provider}) cannot load {Path(path).name}: {first}") from None
+    if session.get_providers()[0] != provider:
+        raise DcganRtError(f"ONNX Runtime could not use {provider} for {Path(path).name}")
+
+    def run(z: np.ndarray) -> np.ndarray:
+        return session.run(None, {INPUT_NAME: z})[0]
+
+    return run
+
+
+def reference_evaluator_runner(path: str | Path) -> Runner:
+    """onnx.reference: ONNX's own numpy implementation of every op (slow; small batches)."""
+    from onnx.reference import ReferenceEvaluator
+
+    evaluator = ReferenceEvaluator(str(path))
+
+    def run(z: np.ndarray) -> np.ndarray:
+        return evaluator.run(None, {INPUT_NAME: z})[0]
+
+    return run
+
+
+def backend_name(provider: str) -> str:
+    """'CPUExecutionProvider' -> 'onnxruntime-cpu'."""
+    short = provider.removesuffix("ExecutionProvider").lower()
+    return f"onnxruntime-{short}"

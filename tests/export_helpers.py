@@ -1,0 +1,44 @@
+"""Helpers for the export-stage tests: a plan file with a real sidecar, and a foreign ONNX model.
+
+The "plan" is random bytes: everything that reads an engine checks the sidecar
+before TensorRT ever sees the plan, and that is what these files exercise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+from dcgan_rt.digest import sha256_bytes
+from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
+from dcgan_rt.model_card import ModelCard
+from dcgan_rt.onnx_card import io_contract
+
+
+def write_fake_engine(path: Path, card: ModelCard, precision: str = "fp16", output: str = "uint8-nhwc",
+                      tensorrt_version: str = "10.9.0.34", compute_capability: str = "9.0") -> EngineSidecar:
+    plan = os.urandom(4096)
+    path.write_bytes(plan)
+    sidecar = EngineSidecar(
+        model_card=card, io=io_contract(card, output, precision), precision=precision,
+        tensorrt_version=tensorrt_version, gpu_name="NVIDIA H100 80GB HBM3", compute_capability=compute_capability,
+        batch_min=1, batch_opt=256, batch_max=256, onnx_file="generator.fp16.uint8.onnx", onnx_sha256="0" * 64,
+        plan_sha256=sha256_bytes(plan), plan_bytes=len(plan), workspace_bytes=2 << 30,
+    )
+    write_sidecar(path, sidecar)
+    return sidecar
+
+
+def foreign_onnx_model() -> onnx.ModelProto:
+    """A valid ONNX model of some other network: x float32 [N, 4] -> Relu -> y."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "not_a_generator",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model, full_check=True)
+    return model

