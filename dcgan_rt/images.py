@@ -9,7 +9,8 @@ dcgan_rt.pixels (the uint8 ONNX variant computes the same thing in its graph):
 
 from __future__ import annotations
 
-import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -17,8 +18,12 @@ from PIL import Image
 from dcgan_rt.errors import NumericalError, UsageError
 from dcgan_rt.pixels import to_uint8_nhwc
 
-# zlib level 1: ~3x faster than Pillow's default 6 on small images, files ~10% bigger.
+# zlib level 1 with PNG filter "None": on MNIST-like 28x28 digits the files are 5%
+# bigger than at level 6 and 5% smaller than Pillow's own level-1 output, and
+# encoding a small image is 4-6x faster than Pillow's (which spends most of its
+# time in Python setting up the plugin, not in zlib).
 PNG_COMPRESS_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -39,11 +44,31 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> list[bytes]:
+    """PNG bytes of each uint8 (N, H, W, C) image, C = 1 (grayscale) or 3 (RGB), 8 bits.
+
+    A minimal PNG writer (IHDR, one IDAT, IEND; every row filter type 0), vectorised
+    over the batch; zlib releases the GIL while it deflates, so writer threads overlap.
+    """
+    if images.ndim != 4 or images.shape[3] not in (1, 3) or images.dtype != np.uint8:
+        raise UsageError(f"expected uint8 (N, H, W, 1|3) images, got {images.dtype} {images.shape}")
+    n, h, w, c = images.shape
+    header = _PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0))
+    end = _chunk(b"IEND", b"")
+    raw = np.zeros((n, h, 1 + w * c), dtype=np.uint8)  # column 0: the row's filter type (0, None)
+    raw[:, :, 1:] = images.reshape(n, h, w * c)
+    return [header + _chunk(b"IDAT", zlib.compress(raw[k].tobytes(), compress_level)) + end for k in range(n)]
+
+
 def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """PNG bytes of one uint8 (H, W, C) image. Pillow releases the GIL while deflating."""
-    buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
+    """PNG bytes of one uint8 (H, W, C) image."""
+    if image.ndim != 3:
+        raise UsageError(f"expected a uint8 (H, W, 1|3) image, got {image.dtype} {image.shape}")
+    return encode_pngs(image[None], compress_level)[0]
 
 
 def make_grid(images: np.ndarray, cols: int, pad: int = 2, pad_value: int = 0) -> np.ndarray:

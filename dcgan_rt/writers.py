@@ -19,7 +19,7 @@ also checked for its closing IEND chunk, which catches the one case rename canno
 (power loss before the data reached the disk).
 
 `write_batch` is thread-safe: PNG encoding runs in several writer threads
-(Pillow's zlib releases the GIL); shard formats gather images per shard and write
+(zlib releases the GIL); shard formats gather images per shard and write
 a shard as soon as its last image arrives.
 """
 
@@ -39,7 +39,7 @@ from PIL import Image
 
 from dcgan_rt.atomic import atomic_open, write_json
 from dcgan_rt.errors import ArtifactError, UsageError
-from dcgan_rt.images import encode_png
+from dcgan_rt.images import encode_pngs
 
 FORMATS = ("png", "npy", "tar")
 IMAGES_PER_FILE = 1000  # npy and tar shards
@@ -61,8 +61,13 @@ def write_file(path: Path, data: bytes) -> None:
     """Atomic against crashes of this process (temp name + rename), without fsync."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -183,12 +188,11 @@ class PngWriter(Writer):
 
     def write_batch(self, indices, images, latents) -> int:
         written = 0
-        for k, i in enumerate(indices):
+        for k, (i, data) in enumerate(zip(indices, encode_pngs(images))):
             if latents is not None:
-                data = npy_bytes(latents[k])
-                write_file(self.path(int(i), ".npy"), data)
-                written += len(data)
-            data = encode_png(images[k])
+                z = npy_bytes(latents[k])
+                write_file(self.path(int(i), ".npy"), z)
+                written += len(z)
             write_file(self.path(int(i)), data)  # the PNG last: it marks the index done
             written += len(data)
         return written
@@ -325,8 +329,8 @@ class TarWriter(_ShardWriter):
         return [self.out_dir / f"shard-{s:06d}.tar"]
 
     def _encode(self, indices, images, latents):
-        return [(int(i), (encode_png(images[k]), None if latents is None else npy_bytes(latents[k])))
-                for k, i in enumerate(indices)]
+        return [(int(i), (png, None if latents is None else npy_bytes(latents[k])))
+                for k, (i, png) in enumerate(zip(indices, encode_pngs(images)))]
 
     def _write_shard(self, s: int, items: dict) -> int:
         path = self.shard_files(s)[0]

@@ -29,13 +29,12 @@ import numpy as np
 from dcgan_rt.atomic import write_bytes
 from dcgan_rt.digest import sha256_bytes, sha256_file
 from dcgan_rt.engine_sidecar import EngineSidecar, LoadedEngine, write_sidecar
-from dcgan_rt.errors import DcganRtError, UsageError
+from dcgan_rt.errors import DcganRtError
 from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_card import ModelCard
 from dcgan_rt.onnx_card import INPUT_NAME, OUTPUT_NAME, io_contract
 
 WORKSPACE_BYTES = 2 << 30
-MAX_BATCH_LIMIT = 1 << 16
 
 
 def engine_unavailable_reason() -> str | None:
@@ -58,12 +57,6 @@ def engine_unavailable_reason() -> str | None:
     return None
 
 
-def check_max_batch(max_batch: int) -> int:
-    if not 1 <= max_batch <= MAX_BATCH_LIMIT:
-        raise UsageError(f"--max-batch must be between 1 and {MAX_BATCH_LIMIT}, got {max_batch}")
-    return max_batch
-
-
 def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:
     root = os.environ.get("DCGAN_RT_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dcgan-rt"
@@ -75,6 +68,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
                  max_batch: int = 1024, workspace_bytes: int = WORKSPACE_BYTES) -> EngineSidecar:
     """Build `engine_path` (+ sidecar) from `onnx_path`; returns the sidecar written."""
     import tensorrt as trt
+
+    from dcgan_rt.export.preflight import check_max_batch
 
     check_max_batch(max_batch)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)

@@ -20,16 +20,14 @@ from typing import Callable
 from dcgan_rt import __version__
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.engine_sidecar import EngineSidecar, load_engine, sidecar_path
-from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
-from dcgan_rt.model_path import resolve_model
-from dcgan_rt.export.engine import build_engine, check_max_batch, engine_runner, engine_unavailable_reason
-from dcgan_rt.export.onnx_export import DEFAULT_OPSET, check_opset
+from dcgan_rt.errors import NumericalError, UsageError
+from dcgan_rt.export.engine import build_engine, engine_runner
+from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
 from dcgan_rt.export.parity import (
     ParityResult, backend_name, check_parity, fresh_latents, onnxruntime_runner, raise_on_failure, reference_images,
 )
 from dcgan_rt.export.variants import engine_variant, export_variants, select_variants
 
-DEFAULT_MAX_BATCH = 1024
 PARITY_COUNT = 64
 PARITY_BATCHES = (1, 7, 56)  # uneven batch sizes exercise the dynamic batch axis
 ENGINE_FILENAME = "generator.engine"
@@ -49,29 +47,21 @@ def export_model(model: str | Path, out: str | Path | None = None, fp16: bool = 
                  engine: bool | None = None, max_batch: int | None = None, opset: int = DEFAULT_OPSET,
                  log: Callable[[str], None] = lambda _msg: None) -> ExportReport:
     """Export MODEL's generator; `engine`: True forces, False skips, None builds where possible."""
-    check_opset(opset)
-    if engine is False and max_batch is not None:
-        raise UsageError("--max-batch sets the TensorRT engine's batch profile; it does not apply with --no-engine")
-    max_batch = check_max_batch(DEFAULT_MAX_BATCH if max_batch is None else max_batch)
+    plan = plan_export(model, engine, max_batch, opset)  # refuses bad input before anything is loaded
 
     from dcgan_rt.train.release import load_generator
 
-    generator, card = load_generator(model)
-    source = resolve_model(model).path
-    reason = engine_unavailable_reason() if engine is not False else None
-    if engine is True and reason:
-        raise DcganRtError(f"--engine: cannot build a TensorRT engine here: {reason}")
-    build = engine is not False and reason is None
-
-    out_dir = Path(out) if out is not None else source.parent / "export"
+    generator, card = load_generator(plan.source.path)
+    out_dir = Path(out) if out is not None else plan.source.path.parent / "export"
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; give a directory")
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = ExportReport(out_dir=out_dir, no_engine_reason=reason if engine is None else None)
+    report = ExportReport(out_dir=out_dir, no_engine_reason=plan.no_engine_reason)
     stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".export-"))
     try:
-        _export_into(stage, report, generator, card, source, fp16, uint8, build, max_batch, opset, log)
+        _export_into(stage, report, generator, card, plan.source.path, fp16, uint8,
+                     plan.build_engine, plan.max_batch, opset, log)
         for name in _ordered(os.listdir(stage)):
             os.replace(stage / name, out_dir / name)
             report.files.append(out_dir / name)

@@ -21,25 +21,15 @@ import torch
 from dcgan_rt import __version__
 from dcgan_rt.atomic import atomic_path
 from dcgan_rt.errors import UsageError
+from dcgan_rt.export.preflight import DEFAULT_OPSET, MIN_OPSET, check_opset
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
 from dcgan_rt.onnx_card import EXPORT_METADATA_KEY, INPUT_NAME, IO_METADATA_KEY, OUTPUT_NAME, io_contract
 from dcgan_rt.train.networks import Generator
 
 __all__ = [
-    "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME", "io_contract",
+    "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME", "check_opset", "io_contract",
     "to_onnx_model", "set_metadata", "save_onnx", "export_onnx",
 ]
-
-DEFAULT_OPSET = 18
-MIN_OPSET = 17  # torch's exporter silently emits 18 when asked for less than 17
-
-
-def check_opset(opset: int) -> int:
-    newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise UsageError(f"--opset must be between {MIN_OPSET} and {newest} (this onnx {onnx.__version__}), got {opset}")
-    return opset
-
 
 def to_onnx_model(generator: torch.nn.Module, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Trace `generator` (a Generator, or a variant wrapper with the same `cfg`) in eval

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +36,16 @@ MODELS = ("gray", "rgb")
 VARIANTS = {"fp32": "generator.onnx", "uint8": "generator.uint8.onnx"}
 
 
-# --- what the examples need: the models, the references, node, chromium -------------
-
 
 @pytest.fixture(scope="session")
 def exported(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
     """{"gray" | "rgb": folder with generator.onnx and generator.uint8.onnx}, via the CLI."""
     root = tmp_path_factory.mktemp("embed")
     sources = {"gray": tiny_model_dir, "rgb": make_model_dir(root / "rgb_model", seed=1, img_channels=3)}
-    out = {}
-    for name, source in sources.items():
-        out[name] = root / f"{name}_export"
-        run_cli("export", source, "--out", out[name], "--uint8", "--no-engine", check=True)
+    out = {name: root / f"{name}_export" for name in sources}
+    with ThreadPoolExecutor(len(sources)) as pool:  # two processes: both cores
+        list(pool.map(lambda name: run_cli("export", sources[name], "--out", out[name], "--uint8", "--no-engine",
+                                           check=True), sources))
     return out
 
 
@@ -54,12 +53,15 @@ def exported(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
 def references(exported, tmp_path_factory) -> dict[tuple[str, str], Path]:
     """`dcgan-rt generate` PNGs for every (model, variant): the pixels the examples must match."""
     root = tmp_path_factory.mktemp("generate")
-    refs = {}
-    for model in MODELS:
-        for variant, filename in VARIANTS.items():
-            out = refs[model, variant] = root / f"{model}_{variant}"
-            run_cli("generate", exported[model] / filename, "-n", COUNT, "--out", out,
-                    "--seed", SEED, "--start", START, check=True)
+    refs = {(model, variant): root / f"{model}_{variant}" for model in MODELS for variant in VARIANTS}
+
+    def generate(key):
+        model, variant = key
+        run_cli("generate", exported[model] / VARIANTS[variant], "-n", COUNT, "--out", refs[key],
+                "--seed", SEED, "--start", START, check=True)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(generate, refs))
     return refs
 
 
@@ -124,9 +126,11 @@ def node(*args, cwd: Path, timeout: float = 120, env: dict | None = None) -> sub
 
 
 def read_pngs(folder: Path) -> dict[str, np.ndarray]:
-    """{file name: (H, W, C) uint8} for every PNG in `folder`, checking the PNG mode."""
+    """{file name: (H, W, C) uint8} for the image PNGs (named by index) in `folder`, checking the PNG mode."""
     images = {}
     for f in sorted(folder.glob("*.png")):
+        if not f.stem.isdigit():  # generate's preview.png
+            continue
         with Image.open(f) as im:
             assert im.mode in ("L", "RGB"), f"{f}: PNG mode {im.mode}"
             a = np.asarray(im)
@@ -144,8 +148,6 @@ def assert_same_images(got_dir: Path, want_dir: Path, tolerance: int) -> None:
         diff = np.abs(got[name].astype(int) - want[name].astype(int)).max()
         assert diff <= tolerance, f"{name} differs from dcgan-rt generate's by {diff} levels"
 
-
-# --- latents: the JavaScript port and the standalone numpy one ------------------------
 
 
 JS_LATENTS = """
@@ -195,8 +197,6 @@ def test_python_example_latents_equal_dcgan_rt_bit_for_bit(seed, start):
     assert got.dtype == np.float32
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
-
-# --- the Python and Node examples against `dcgan-rt generate` -------------------------
 
 # The example must run where dcgan-rt is not installed: import it with both blocked.
 RUN_BLOCKED = (
@@ -254,8 +254,6 @@ def test_node_example_refuses_bad_input_with_one_line(node_example, tmp_path):
         assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert not (tmp_path / "a").exists(), "nothing is written for a model that is not a generator"
 
-
-# --- the web page in headless Chromium ------------------------------------------------
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -39,6 +39,7 @@ from dcgan_rt.train.data import cache_dir, mnist_5k_arrays, render_grayscale, to
 CONFIDENCE = 0.9
 MIN_CLASS_SHARE = 0.05
 NUM_CLASSES = 10
+NOT_A_DIGIT = 10  # the eleventh output: scrambled strokes, overlaid digits, noise
 FEATURE_DIM = 128
 RECIPE_VERSION = 1  # bump when the network or its training changes: invalidates cached weights
 _SEED = 1234
@@ -81,19 +82,18 @@ class DigitScore:
 
 
 class DigitNet(nn.Module):
-    """(N, 1, 32, 32) -> 10 logits; three conv blocks and a 128-wide feature layer."""
+    """(N, 1, 32, 32) -> 11 logits: the ten digits and "not a digit"."""
 
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (N, 32, 16, 16)
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (N, 64, 8, 8)
-            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (N, 128, 4, 4)
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (N, 16, 16, 16)
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (N, 32, 8, 8)
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # (N, 64, 4, 4)
             nn.Flatten(),
-            nn.Dropout(0.3),
-            nn.Linear(128 * 16, FEATURE_DIM), nn.ReLU(inplace=True),  # (N, 128)
+            nn.Linear(64 * 16, FEATURE_DIM), nn.ReLU(inplace=True),  # (N, 128)
         )
-        self.head = nn.Linear(FEATURE_DIM, NUM_CLASSES)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(FEATURE_DIM, NUM_CLASSES + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -124,11 +124,11 @@ class DigitClassifier:
         return torch.cat([fn(self._prepare(images[i:i + 500])) for i in range(0, images.shape[0], 500)])
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 10) class probabilities."""
+        """(N, 11) probabilities: digits 0-9, then NOT_A_DIGIT."""
         return self._batched(images, lambda x: self.net(x).softmax(dim=1)).cpu()
 
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(labels (N,), confidences (N,))."""
+        """(labels (N,) in 0-10, where 10 is NOT_A_DIGIT; confidences (N,))."""
         conf, labels = self.probabilities(images).max(dim=1)
         return labels, conf
 
@@ -138,7 +138,7 @@ class DigitClassifier:
 
     def score(self, images: torch.Tensor) -> DigitScore:
         labels, conf = self.predict(images)
-        confident = conf >= CONFIDENCE
+        confident = (conf >= CONFIDENCE) & (labels != NOT_A_DIGIT)
         counts = torch.bincount(labels[confident], minlength=NUM_CLASSES).double()
         total = max(int(confident.sum()), 1)
         return DigitScore(
@@ -168,44 +168,66 @@ def _split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random translations of up to max_shift pixels (zero padding is the background, -1)."""
-    n = x.shape[0]
+    """Random translations of up to max_shift pixels (the padding is background, -1)."""
+    n, size = x.shape[0], x.shape[-1]
     padded = F.pad(x, (max_shift,) * 4, value=-1.0)
     dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=g)
     dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=g)
-    size = x.shape[-1]
     rows = (dy[:, None] + torch.arange(size)[None])[:, :, None].expand(n, size, size)
     cols = (dx[:, None] + torch.arange(size)[None])[:, None, :].expand(n, size, size)
     return padded[torch.arange(n)[:, None, None], 0, rows, cols].unsqueeze(1)
 
 
-def train_digit_classifier(img_resolution: int = 32, epochs: int = 12) -> tuple[DigitNet, float]:
+def _not_digits(x: torch.Tensor, y: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """n stroke images that are not one digit, so that malformed samples are not scored
+    as confident digits: two digits overlaid, a digit's quadrants shuffled, or smoothed
+    noise thresholded into blobs."""
+    size, half = x.shape[-1], x.shape[-1] // 2
+    i = torch.randint(0, len(y), (n,), generator=g)
+    j = torch.randint(0, len(y), (n,), generator=g)
+    j = torch.where(y[i] == y[j], torch.roll(j, 1), j)
+    overlay = torch.maximum(x[i], x[j])
+    quads = [x[i][..., r:r + half, c:c + half] for r in (0, half) for c in (0, half)]
+    order = torch.randperm(4, generator=g)
+    if torch.equal(order, torch.arange(4)):
+        order = torch.tensor([3, 2, 1, 0])
+    q = [quads[k] for k in order]
+    shuffled = torch.cat([torch.cat(q[:2], dim=-1), torch.cat(q[2:], dim=-1)], dim=-2)
+    noise = F.avg_pool2d(torch.randn(n, 1, size + 6, size + 6, generator=g), 7, stride=1)
+    blobs = torch.where(noise > noise.flatten(1).quantile(0.8, dim=1)[:, None, None, None], 1.0, -1.0)
+    kind = torch.randint(0, 3, (n, 1, 1, 1), generator=g)
+    return torch.where(kind == 0, overlay, torch.where(kind == 1, shuffled, blobs))
+
+
+def train_digit_classifier(img_resolution: int = 32, epochs: int = 8) -> tuple[DigitNet, float]:
     """Train on 4,500 real digits at `img_resolution`; returns the net and its held-out score."""
     pixels, labels, train_mask, held_mask = _split()
     real = to_float(render_grayscale(pixels, img_resolution))  # (5000, 1, R, R), as --data mnist-5k renders them
     x_all = _to_input(real)
     x_train, y_train = x_all[train_mask], labels[train_mask]
+    batch, negatives = 96, 32
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
         g = torch.Generator().manual_seed(_SEED)
         net = DigitNet()
-        steps = epochs * (len(y_train) // 64)
-        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+        steps_per_epoch = len(y_train) // batch
+        opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * steps_per_epoch)
         net.train()
         for _ in range(epochs):
             perm = torch.randperm(len(y_train), generator=g)
-            for i in range(len(y_train) // 64):
-                idx = perm[i * 64:(i + 1) * 64]
-                loss = F.cross_entropy(net(_shift(x_train[idx], g)), y_train[idx])
+            for k in range(steps_per_epoch):
+                idx = perm[k * batch:(k + 1) * batch]
+                x = torch.cat([_shift(x_train[idx], g), _shift(_not_digits(x_train, y_train, negatives, g), g)])
+                y = torch.cat([y_train[idx], torch.full((negatives,), NOT_A_DIGIT)])
+                loss = F.cross_entropy(net(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
     net.eval()
     clf = DigitClassifier(net, img_resolution, 0.0)
-    with torch.no_grad():
-        held = clf.score(real[held_mask])
+    held = clf.score(real[held_mask])
     return net, held.recognised
 
 

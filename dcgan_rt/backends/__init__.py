@@ -16,6 +16,7 @@ ONNX Runtime CPU > PyTorch, and records why in `backend.reason`.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -26,7 +27,7 @@ from dcgan_rt.images import to_uint8
 from dcgan_rt.model_card import ModelCard
 from dcgan_rt.model_path import ModelPath, resolve_model
 
-BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
 FLOAT_NCHW = "float32-nchw"
 UINT8_NHWC = "uint8-nhwc"
 
@@ -45,6 +46,7 @@ class Backend:
         self.output = output
         self.max_batch = max_batch  # None: no limit from the model (memory still applies)
         self.reason = ""  # why select_backend chose it
+        self.artifact: ModelPath | None = None  # the file it runs (set by select_backend)
 
     @property
     def z_dim(self) -> int:
@@ -91,6 +93,12 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
                    threads: int | None = None) -> Backend:
     """Build the named backend for MODEL ("auto": the fastest one available, DESIGN §4).
 
+    With a run directory (or generator.safetensors) and "auto", the files
+    `dcgan-rt export` wrote to its export/ folder are used when they were exported
+    from these very weights (their recorded source sha256 matches): the engine where
+    TensorRT and a GPU are present, else the fp32 ONNX (uint8 variant first) on ONNX
+    Runtime, else PyTorch. `backend.artifact` is the file that actually runs.
+
     gpu: which CUDA device GPU backends use (a torchrun rank passes LOCAL_RANK);
     threads: CPU threads for CPU backends (None: every core this process may use).
     """
@@ -98,30 +106,36 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
         raise UsageError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
     resolved = model if isinstance(model, ModelPath) else resolve_model(model)
     if name == "auto":
-        name, reason = _auto_choice(resolved)
+        name, artifact, reason = _auto_choice(resolved)
     else:
-        reason = "asked for"
         _check_kind(resolved, name)
+        artifact, reason = resolved, "asked for"
     if name == "tensorrt":
         from dcgan_rt.backends.tensorrt import TensorRTBackend
 
-        backend: Backend = TensorRTBackend(resolved.path, device=gpu)
+        backend: Backend = TensorRTBackend(artifact.path, device=gpu)
     elif name == "onnxruntime":
         from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
 
-        backend = OnnxRuntimeBackend(resolved.path, threads=threads, device_id=gpu)
+        backend = OnnxRuntimeBackend(artifact.path, threads=threads, device_id=gpu)
         reason = f"{reason}; {backend.provider_reason}"
+    elif name == "openvino":
+        from dcgan_rt.backends.openvino import OpenVinoBackend
+
+        backend = OpenVinoBackend(artifact.path, threads=threads)
     else:
         from dcgan_rt.backends.torch import TorchBackend
 
-        backend = TorchBackend(resolved.path, gpu=gpu, threads=threads)
+        backend = TorchBackend(artifact.path, gpu=gpu, threads=threads)
     backend.reason = reason
+    backend.artifact = artifact
     return backend
 
 
 _NEEDS = {
     "tensorrt": ("engine", "a TensorRT .engine file: build one with 'dcgan-rt export MODEL --engine'"),
     "onnxruntime": ("onnx", "an .onnx file: make one with 'dcgan-rt export MODEL'"),
+    "openvino": ("onnx", "an .onnx file: make one with 'dcgan-rt export MODEL'"),
     "torch": ("safetensors", "a run directory or generator.safetensors (PyTorch cannot read "
                              ".onnx or .engine files)"),
 }
@@ -137,10 +151,71 @@ def _article(kind: str) -> str:
     return {"onnx": "an ONNX", "engine": "a TensorRT engine", "safetensors": "a safetensors"}[kind]
 
 
-def _auto_choice(resolved: ModelPath) -> tuple[str, str]:
+def _auto_choice(resolved: ModelPath) -> tuple[str, ModelPath, str]:
     if resolved.kind == "engine":
-        return "tensorrt", "auto: MODEL is a TensorRT engine, the fastest backend"
+        return "tensorrt", resolved, "auto: MODEL is a TensorRT engine, the fastest backend"
     if resolved.kind == "onnx":
-        return "onnxruntime", "auto: MODEL is ONNX"
-    return "torch", ("auto: MODEL is a PyTorch release (generator.safetensors), which only PyTorch reads; "
-                     "'dcgan-rt export' it to use ONNX Runtime or TensorRT")
+        return "onnxruntime", resolved, "auto: MODEL is ONNX"
+    exported, why_not = exported_artifact(resolved)
+    if exported is not None:
+        name = "tensorrt" if exported.kind == "engine" else "onnxruntime"
+        return name, exported, f"auto: {exported.path} was exported from these weights"
+    return "torch", resolved, f"auto: MODEL is generator.safetensors and {why_not}"
+
+
+def exported_artifact(weights: ModelPath) -> tuple[ModelPath | None, str]:
+    """The best file in weights' export/ folder made from exactly these weights and
+    runnable here (engine > uint8 ONNX > ONNX), or (None, why there is none)."""
+    from dcgan_rt.digest import sha256_file
+
+    folder = weights.path.parent / "export"
+    if not folder.is_dir():
+        return None, "it has no export/ folder ('dcgan-rt export' it to use ONNX Runtime or TensorRT)"
+    sha = sha256_file(weights.path)
+    engine = folder / "generator.engine"
+    if engine.is_file() and _tensorrt_usable() and source_sha256(ModelPath("engine", engine)) == sha:
+        return ModelPath("engine", engine), ""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None, "onnxruntime is not installed (pip install 'dcgan-rt[cpu]')"
+    stale = False
+    for name in ("generator.uint8.onnx", "generator.onnx"):
+        candidate = ModelPath("onnx", folder / name)
+        if candidate.path.is_file():
+            if source_sha256(candidate) == sha:
+                return candidate, ""
+            stale = True
+    if stale:
+        return None, f"{folder} was exported from other weights (re-run 'dcgan-rt export')"
+    return None, f"{folder} holds no fp32 ONNX ('dcgan-rt export' it to use ONNX Runtime)"
+
+
+def source_sha256(model: ModelPath) -> str | None:
+    """sha256 of the weights a file was made from: the file itself for safetensors;
+    the export provenance for ONNX (None when it has none); via its ONNX for an engine."""
+    from dcgan_rt.digest import sha256_file
+    from dcgan_rt.errors import ArtifactError
+
+    try:
+        if model.kind == "safetensors":
+            return sha256_file(model.path)
+        if model.kind == "engine":
+            from dcgan_rt.engine_sidecar import read_sidecar
+
+            sidecar = read_sidecar(model.path)
+            onnx_path = model.path.parent / sidecar.onnx_file
+            if not onnx_path.is_file() or sha256_file(onnx_path) != sidecar.onnx_sha256:
+                return None
+            model = ModelPath("onnx", onnx_path)
+        from dcgan_rt.onnx_card import read_onnx
+
+        return read_onnx(model.path).export.get("source_sha256")
+    except (ArtifactError, OSError):
+        return None
+
+
+def _tensorrt_usable() -> bool:
+    if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("torch") is None:
+        return False
+    from dcgan_rt.gpu import find_gpu
+
+    return find_gpu()[0] is not None
