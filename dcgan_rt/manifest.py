@@ -1,11 +1,12 @@
 """manifest.json: what an output directory of `generate` holds, and whether a run may add to it.
 
-Core tier. The manifest names the job: the model (path, kind, sha256 of the file,
-its model card), seed, index range, format, image shape; and records the runs
-that wrote it (backend, precision, batch size, counts, seconds). A run may resume
-a directory only if the job's identity matches (same model file, seed, format,
-latents option, and for shard formats the same range); anything else is refused
-unless --overwrite.
+Core tier. The manifest names the job: the model (path, kind, sha256 of the file, sha256 of
+the weights it was exported from, its model card), precision, seed, index range,
+format, image shape; and records the runs that wrote it (backend, the file it
+ran, batch size, counts, seconds). A run may resume a directory only if the job's
+identity matches (same weights and precision, seed, format, latents option, and
+a range that contains the old one, exactly the same one for shard formats);
+anything else is refused unless --overwrite.
 
 Sharded runs (--shard K/N, torchrun ranks) each write manifest.shard-K-of-N.json;
 whichever shard finishes last merges them into the one manifest.json (see
@@ -53,7 +54,9 @@ class Job:
 
     model_path: str
     model_kind: str
-    model_sha256: str
+    model_sha256: str  # of the MODEL file given
+    weights_sha256: str  # of the weights it was made from (== model_sha256 for safetensors)
+    precision: str  # "fp32" or "fp16": what the backend computes in
     model_card: dict
     seed: int
     start: int
@@ -75,7 +78,8 @@ class Job:
             "schema_version": SCHEMA_VERSION,
             "tool_version": __version__,
             "model": {"path": self.model_path, "kind": self.model_kind, "sha256": self.model_sha256,
-                      "card": self.model_card},
+                      "weights_sha256": self.weights_sha256, "card": self.model_card},
+            "precision": self.precision,
             "seed": self.seed,
             "start": self.start,
             "count": self.count,
@@ -118,12 +122,15 @@ def conflicts(existing: dict, job: Job) -> list[str]:
     """Why `existing` cannot be resumed by `job` (empty: it can)."""
     new = job.to_manifest()
     why = []
-    if existing.get("model", {}).get("sha256") != job.model_sha256:
-        old = existing.get("model", {})
-        why.append(f"model {old.get('path')} (sha256 {str(old.get('sha256'))[:12]}; this run: {job.model_path}, "
-                   f"sha256 {job.model_sha256[:12]})")
-    for key, label in (("seed", "seed"), ("format", "format"), ("save_latents", "--save-latents"),
-                       ("images_per_file", "shard size"), ("image", "image shape")):
+    old = existing.get("model", {})
+    # The same weights run by another backend (run dir -> torch, its export -> ONNX
+    # Runtime) make the same images to within one level, so they may share a DIR.
+    if old.get("weights_sha256", old.get("sha256")) != job.weights_sha256:
+        why.append(f"model {old.get('path')} (weights sha256 {str(old.get('weights_sha256'))[:12]}; this run: "
+                   f"{job.model_path}, weights sha256 {job.weights_sha256[:12]})")
+    for key, label in (("precision", "precision"), ("seed", "seed"), ("format", "format"),
+                       ("save_latents", "--save-latents"), ("images_per_file", "shard size"),
+                       ("image", "image shape")):
         if existing.get(key) != new[key]:
             why.append(f"{label} {existing.get(key)} (this run: {new[key]})")
     old_start, old_end = existing.get("start"), existing.get("end")

@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from dcgan_rt.atomic import write_bytes, write_json
-from dcgan_rt.backends import Backend, select_backend
+from dcgan_rt.backends import Backend, select_backend, source_sha256
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.images import encode_png, make_grid
@@ -208,8 +208,10 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
         rep.info(f"backend: {backend.describe()}; {backend.reason}")
         cfg = backend.card.model_config
         c, h, w = cfg.image_shape
+        model_sha = sha256_file(resolved.path)
         job = Job(
-            model_path=str(resolved.path.resolve()), model_kind=resolved.kind, model_sha256=sha256_file(resolved.path),
+            model_path=str(resolved.path.resolve()), model_kind=resolved.kind, model_sha256=model_sha,
+            weights_sha256=source_sha256(resolved) or model_sha, precision=backend.precision,
             model_card=backend.card.to_dict(), seed=seed, start=start, count=n, format=fmt,
             save_latents=bool(req.save_latents), images_per_file=None if fmt == "png" else IMAGES_PER_FILE,
             image_shape=(h, w, c), z_dim=cfg.z_dim,
@@ -240,14 +242,16 @@ def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tu
 
         record_path = out / (MANIFEST_NAME if num_shards == 1 else part_name(k, num_shards))
         previous = read_manifest(record_path) or {}
+        artifact = backend.artifact.path if backend.artifact else Path(job.model_path)
         run = {"shard": f"{k}/{num_shards}", "range": [lo, hi], "backend": backend.name,
-               "backend_detail": backend.describe(), "precision": backend.precision, "batch_size": None,
+               "backend_detail": backend.describe(), "precision": backend.precision,
+               "ran": str(artifact.resolve()), "ran_sha256": sha256_file(artifact), "batch_size": None,
                "generated": 0, "skipped": 0, "seconds": None, "started": now(), "finished": None}
         runs = [*previous.get("runs", []), run]
 
         def save(complete: bool, done: int) -> None:
             record = {**job.to_manifest(), "num_shards": num_shards, "backend": summarise_runs(runs, "backend"),
-                      "precision": summarise_runs(runs, "precision"), "complete": complete,
+                      "complete": complete,
                       "images_done": done, "runs": runs, "updated": now()}
             if num_shards > 1:
                 record["shard"] = {"index": k, "num_shards": num_shards, "start": lo, "end": hi}
@@ -512,7 +516,7 @@ def _complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, 
         runs = merge_runs(sources)
         write_json(out / MANIFEST_NAME, {
             **job.to_manifest(), "num_shards": num_shards, "backend": summarise_runs(runs, "backend"),
-            "precision": summarise_runs(runs, "precision"), "complete": True, "images_done": job.count,
+            "complete": True, "images_done": job.count,
             "runs": runs, "updated": now(),
         })
         for name in parts:
