@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dcgan_rt.cli.common import console, handle_errors
-from dcgan_rt.errors import NumericalError
+from dcgan_rt.errors import NumericalError, UsageError
 
 
 def environment_table(report: dict) -> Table:
@@ -42,12 +42,10 @@ def doctor(
     """Report the environment and, given a model, run the parity checks on every backend."""
     from dcgan_rt.environment import environment_report
 
+    if as_json and model is not None:
+        raise UsageError("--json prints the environment only; run without --json to check a model")
     report = environment_report()
     if as_json:
-        if model is not None:
-            from dcgan_rt.errors import UsageError
-
-            raise UsageError("--json prints the environment only; run without --json to check a model")
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
         return
     console.print(environment_table(report))

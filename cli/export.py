@@ -56,20 +56,19 @@ def _size(n: int) -> str:
 def export(
     model: Annotated[Path, typer.Argument(help="Run directory or generator.safetensors (generator.json beside it).",
                                           show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory. [default: MODEL's folder/export]",
-                                                show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory.",
+                                                show_default="MODEL's folder/export")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write generator.fp16.onnx (fp16 inside, float32 z in); "
                                                       "the engine is built from it.")] = False,
     uint8: Annotated[bool, typer.Option("--uint8", help="Also write generator.uint8.onnx (uint8 NHWC pixels out); "
                                                         "with --fp16 also generator.fp16.uint8.onnx.")] = False,
     engine: Annotated[Optional[bool], typer.Option("--engine/--no-engine",
-                                                   help="Force / skip the TensorRT engine. [default: build where "
-                                                        "TensorRT and a GPU are present]", show_default=False)] = None,
+                                                   help="Force / skip the TensorRT engine.",
+                                                   show_default="build where TensorRT and a GPU are present")] = None,
     max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="Largest batch the engine accepts "
-                                                     "(its optimization profile is 1..N). [default: 1024]",
-                                                     show_default=False)] = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset to write. [default: 18]",
-                                                 show_default=False)] = None,
+                                                     "(its optimization profile is 1..N).", show_default="1024")] = None,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset to write (17 or newer).",
+                                                 show_default="18")] = None,
 ) -> None:
     """Export a trained generator to ONNX (and TensorRT), checking every artifact against PyTorch."""
     from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export

@@ -102,7 +102,7 @@ def generate(
     seed: Annotated[int, typer.Option(help="Seed S: image i is G(z(S, i)), see docs/latents.md.")] = 0,
     start: Annotated[int, typer.Option(help="First image index (images start..start+n-1).")] = 0,
     batch_size: Annotated[str, typer.Option(help="Images per batch, or 'auto' to measure and pick.")] = "auto",
-    backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     format: Annotated[str, typer.Option("--format", help="png | npy | tar (WebDataset shards).")] = "png",
     shard: Annotated[Optional[str], typer.Option(help="K/N: write only the K-th of N slices (torchrun: automatic).",
                                                  show_default=False)] = None,

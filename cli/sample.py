@@ -30,7 +30,7 @@ def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="Grid image to write (.png).", show_default=False)],
     grid: Annotated[str, typer.Option(help="COLSxROWS images.")] = "8x8",
     seed: Annotated[int, typer.Option(help="Seed: the grid shows images 0.. of this seed, as generate writes them.")] = 0,
-    backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     scale: Annotated[int, typer.Option(help="Enlarge each pixel this many times (nearest neighbour).")] = 1,
 ) -> None:
     """Write a grid of images 0..COLS*ROWS-1 of one seed."""
@@ -54,7 +54,7 @@ def interpolate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Animated GIF to write (.gif).", show_default=False)],
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds; the walk visits image 0 of each, then loops.")] = "1,2,3",
     frames: Annotated[int, typer.Option(help="Frames between one seed and the next.")] = 32,
-    backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     scale: Annotated[int, typer.Option(help="Enlarge each pixel this many times (nearest neighbour).")] = 1,
 ) -> None:
     """Write a looping GIF that walks along great circles (slerp) between seeds' latents."""

@@ -28,12 +28,13 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Float images (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) by dcgan_rt.pixels' rule,
-    refusing NaN (which would otherwise become silent black pixels)."""
+    refusing NaN and inf (which would otherwise become silent black or white pixels)."""
     x = np.asarray(images)
     if x.ndim != 4:
         raise UsageError(f"expected images of shape (N, C, H, W), got {x.shape}")
-    if np.isnan(x.max()):  # one reduction; NaN propagates through max
-        raise NumericalError("the generator produced NaN values; the model weights are broken (retrain or re-export)")
+    if not (np.isfinite(x.max()) and np.isfinite(x.min())):  # NaN propagates through both; -inf shows in min
+        raise NumericalError("the generator produced NaN or infinite values; the model weights are broken "
+                             "(retrain or re-export)")
     return to_uint8_nhwc(x)
 
 

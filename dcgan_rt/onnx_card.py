@@ -155,6 +155,9 @@ def _load(path: Path):
         raise ArtifactError(f"{path} is not a readable ONNX file ({type(exc).__name__}): re-export it with dcgan-rt export") from None
     if not model.graph.node:
         raise ArtifactError(f"{path} is not a readable ONNX model (no graph): re-export it with dcgan-rt export")
+    from dcgan_rt.safe_load import check_external_data
+
+    check_external_data(model, path)
     return model
 
 

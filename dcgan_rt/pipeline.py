@@ -206,6 +206,8 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
                              threads=threads)
     with backend:
         rep.info(f"backend: {backend.describe()}; {backend.reason}")
+        if batch is not None and backend.max_batch is not None and batch > backend.max_batch:
+            raise UsageError(f"--batch-size {batch} is above this model's maximum batch {backend.max_batch}")
         cfg = backend.card.model_config
         c, h, w = cfg.image_shape
         model_sha = sha256_file(resolved.path)
@@ -282,7 +284,6 @@ def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tu
                           batch_size=batch_used, batch_rates=rates, complete=complete)
 
 
-# -- the directory before a run -------------------------------------------------
 
 _JOB_FILES = (MANIFEST_NAME, PREVIEW_NAME, INDEX_NAME)
 _LOCK_FILES = (LOCK_NAME, MERGE_LOCK_NAME)
@@ -348,7 +349,6 @@ def _clear(out: Path, job: Job, bad_manifests: set[str], k: int, num_shards: int
     return removed
 
 
-# -- producing ------------------------------------------------------------------
 
 class _IndexStream:
     """Hands out the pending indices in batches, across gaps left by earlier runs."""
@@ -496,7 +496,6 @@ def _tune(backend: Backend, stream: _IndexStream, seed: int, emit) -> tuple[int,
     return best, rates
 
 
-# -- after a run ------------------------------------------------------------------
 
 def _complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, rep: Reporter) -> bool:
     """Merge shard manifests when every shard is done; then preview.png and index.json."""

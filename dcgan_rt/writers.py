@@ -106,7 +106,6 @@ class Writer:
         self.save_latents = save_latents
         self.job = job  # the whole job's [start, end): shards at its edges hold fewer images
 
-    # -- planning ---------------------------------------------------------
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
         """Index ranges in [start, end) whose files are missing (or, with verify, damaged)."""
         raise NotImplementedError
@@ -116,7 +115,6 @@ class Writer:
         """The first index of the file unit `name` belongs to, or None if it is not ours."""
         raise NotImplementedError
 
-    # -- writing ----------------------------------------------------------
     def write_batch(self, indices: np.ndarray, images: np.ndarray, latents: np.ndarray | None) -> int:
         """Write (or stage) one batch; returns bytes written to disk."""
         raise NotImplementedError
@@ -128,14 +126,9 @@ class Writer:
     def finalize(self, start: int, end: int) -> None:
         """After the whole job is done (e.g. the npy index)."""
 
-    # -- reading back -----------------------------------------------------
     def read(self, indices) -> np.ndarray:
         """uint8 (n, H, W, C) images at these global indices, from disk."""
         raise NotImplementedError
-
-    def output_files(self) -> list[Path]:
-        """Every file in out_dir this format writes (used by --overwrite)."""
-        return [p for p in self.out_dir.iterdir() if self.owns(p.name) is not None]
 
     def remove_temps(self, start: int, end: int) -> int:
         """Delete temp files a killed run left for the files of indices [start, end)."""
@@ -288,9 +281,6 @@ class NpyWriter(_ShardWriter):
             written += _save_npy(files[1], lat)
         written += _save_npy(files[0], np.stack([v[0] for v in items.values()]))
         return written
-
-    def output_files(self) -> list[Path]:
-        return super().output_files() + [p for p in [self.out_dir / INDEX_NAME] if p.exists()]
 
     def finalize(self, start: int, end: int) -> None:
         shards = []

@@ -79,13 +79,13 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
 
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)
-    creation_flags = getattr(trt, "NetworkDefinitionCreationFlag", None)
-    strongly_typed = creation_flags is not None and hasattr(creation_flags, "STRONGLY_TYPED")
-    flags = 1 << int(creation_flags.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
+    # 10.x: ask for strong typing; 11.x: always strongly typed (the flag is kept, and ignored).
+    strongly_typed_flag = getattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
+    strongly_typed = strongly_typed_flag is not None or _major(trt.__version__) >= 11
+    network = builder.create_network(1 << int(strongly_typed_flag) if strongly_typed_flag is not None else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
-        errors = [str(parser.get_error(i)).strip() for i in range(parser.num_errors)]
+        errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
         raise DcganRtError(
             f"TensorRT's ONNX parser rejected {onnx_path.name} ({len(errors)} error(s)): " + " | ".join(errors)
         )
@@ -135,6 +135,22 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
     )
     write_sidecar(engine_path, sidecar)
     return sidecar
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _parser_error(error) -> str:
+    """One line per ONNX parser error: node, operator, code and description where available."""
+    try:
+        where = f"node {error.node_name() or error.node()} ({error.node_operator()}): " if error.node() >= 0 else ""
+        return f"{where}{error.code()}: {error.desc()}".strip()
+    except AttributeError:  # older bindings lack node_name / node_operator
+        return str(error).strip()
 
 
 def engine_runner(loaded: LoadedEngine):

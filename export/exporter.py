@@ -24,7 +24,8 @@ from dcgan_rt.errors import NumericalError, UsageError
 from dcgan_rt.export.engine import build_engine, engine_runner
 from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
 from dcgan_rt.export.parity import (
-    ParityResult, backend_name, check_parity, fresh_latents, onnxruntime_runner, raise_on_failure, reference_images,
+    ParityResult, backend_name, check_finite_reference, check_parity, fresh_latents, onnxruntime_runner,
+    raise_on_failure, reference_images,
 )
 from dcgan_rt.export.variants import engine_variant, export_variants, select_variants
 
@@ -84,11 +85,12 @@ def _export_into(stage: Path, report: ExportReport, generator, card, source: Pat
         "source_file": source.name, "source_sha256": sha256_file(source),
         "torch_version": torch.__version__, "tool_version": __version__,
     }
+    report.seed, z = fresh_latents(PARITY_COUNT, card.model_config.z_dim)
+    reference = reference_images(generator, z)
+    check_finite_reference(reference, report.seed)  # a broken generator is refused before anything is exported
     variants = select_variants(fp16, uint8)
     export_variants(generator, card, variants, stage, opset, provenance, log)
 
-    report.seed, z = fresh_latents(PARITY_COUNT, card.model_config.z_dim)
-    reference = reference_images(generator, z)
     for v in variants:
         runner = onnxruntime_runner(stage / v.filename)
         report.results.append(check_parity(v.name, v.precision, v.output, backend_name("CPUExecutionProvider"),

@@ -108,6 +108,17 @@ def errors(output: str, got: np.ndarray, reference: np.ndarray) -> tuple[float, 
     return float(diff.max()), float(diff.mean())
 
 
+def check_finite_reference(reference: np.ndarray, seed: int) -> None:
+    """Refuse a PyTorch generator whose own output holds NaN or inf: no export of it can pass parity."""
+    bad = ~np.isfinite(reference.reshape(len(reference), -1)).all(axis=1)
+    if bad.any():
+        raise NumericalError(
+            f"the generator itself outputs NaN or infinite values ({int(bad.sum())} of {len(bad)} images, latent seed "
+            f"{seed}): its weights are broken (a diverged run?); export an earlier checkpoint or retrain. "
+            "Nothing was written"
+        )
+
+
 def check_parity(variant: str, precision: str, output: str, backend: str, runner: Runner,
                  z: np.ndarray, reference: np.ndarray, batch_sizes: Sequence[int] | None = None) -> ParityResult:
     """Run `runner` over z (in batches of `batch_sizes`, cycling; default one batch) and compare."""
@@ -125,7 +136,10 @@ def raise_on_failure(results: Sequence[ParityResult], seed: int) -> None:
     failed = [r for r in results if not r.passed]
     if failed:
         what = "; ".join(
-            f"{r.variant} on {r.backend}: max {r.max_abs:.3g}, mean {r.mean_abs:.3g} ({r.bound.describe()})" for r in failed
+            f"{r.variant} on {r.backend}: " + (
+                f"max {r.max_abs:.3g}, mean {r.mean_abs:.3g} ({r.bound.describe()})"
+                if math.isfinite(r.max_abs) and math.isfinite(r.mean_abs) else "its output holds NaN or infinite values"
+            ) for r in failed
         )
         raise NumericalError(f"parity check failed (latent seed {seed}): {what}")
 

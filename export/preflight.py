@@ -6,10 +6,11 @@ input fails in a fraction of a second with one clear line and nothing written.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcgan_rt.errors import ArtifactError, DcganRtError, UsageError
+from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError, UsageError
 from dcgan_rt.model_card import ModelCard
 from dcgan_rt.model_info import safetensors_header
 from dcgan_rt.model_path import ModelPath, resolve_model
@@ -56,6 +57,8 @@ def plan_export(model: str | Path, engine: bool | None, max_batch: int | None, o
                             "pass a run directory or generator.safetensors")
     card = ModelCard.load(source.card_path)
     safetensors_header(source.path)
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise MissingDependencyError("onnxruntime", "export's parity check", extra="cpu")
 
     from dcgan_rt.export.engine import engine_unavailable_reason
 

@@ -1,4 +1,5 @@
-"""Helpers for the export-stage tests: a plan file with a real sidecar, and a foreign ONNX model.
+"""Helpers for the export-stage tests: the CLI in-process, a plan file with a real sidecar,
+and a foreign ONNX model.
 
 The "plan" is random bytes: everything that reads an engine checks the sidecar
 before TensorRT ever sees the plan, and that is what these files exercise.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import onnx
 from onnx import TensorProto, helper
@@ -16,6 +18,26 @@ from dcgan_rt.digest import sha256_bytes
 from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
 from dcgan_rt.model_card import ModelCard
 from dcgan_rt.onnx_card import io_contract
+
+
+def invoke(*args) -> SimpleNamespace:
+    """The CLI in this process (typer's CliRunner), shaped like subprocess.CompletedProcess: the
+    same code path as the console script without paying for a second interpreter and torch import."""
+    from typer.testing import CliRunner
+
+    from dcgan_rt.cli.main import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+def blocked_torch_env(root: Path) -> dict:
+    """Environment whose PYTHONPATH shadows torch with a package that refuses to import."""
+    (root / "torch").mkdir(parents=True, exist_ok=True)
+    (root / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    return {"PYTHONPATH": str(root)}
 
 
 def write_fake_engine(path: Path, card: ModelCard, precision: str = "fp16", output: str = "uint8-nhwc",

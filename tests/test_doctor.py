@@ -10,7 +10,7 @@ import pytest
 
 from conftest import assert_clean_error, run_cli
 from dcgan_rt.model_card import ModelCard
-from export_helpers import write_fake_engine
+from export_helpers import invoke, write_fake_engine
 
 
 def test_environment_report_names_every_runtime():
@@ -24,8 +24,9 @@ def test_environment_report_names_every_runtime():
 
 
 def test_doctor_model_checks_every_variant_on_every_backend(tiny_model_dir):
-    proc = run_cli("doctor", tiny_model_dir, check=True)
+    proc = invoke("doctor", tiny_model_dir)
     out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
     for variant in ("fp32", "fp16", "uint8", "fp16-uint8"):
         assert re.search(rf"^\s*{variant}\s+onnxruntime-cpu\s.*\bpass\b", out, re.M), out
     for variant in ("fp32", "fp16"):  # the independent implementation
@@ -45,7 +46,7 @@ def test_doctor_refuses_an_engine_without_its_sidecar(tiny_model_dir, tmp_path):
     engine = tmp_path / "generator.engine"
     write_fake_engine(engine, ModelCard.load(tiny_model_dir / "generator.json"))
     (tmp_path / "generator.engine.json").unlink()
-    assert_clean_error(run_cli("doctor", engine), 1, "rebuild with dcgan-rt export")
+    assert_clean_error(invoke("doctor", engine), 1, "rebuild with dcgan-rt export")
 
 
 def test_json_with_a_model_is_bad_usage(tiny_onnx):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -13,10 +12,8 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx.reference import ReferenceEvaluator
-from typer.testing import CliRunner
 
 from conftest import assert_clean_error, make_model_dir, run_cli
-from dcgan_rt.cli.main import app
 from dcgan_rt.errors import UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
@@ -26,6 +23,7 @@ from dcgan_rt.train.release import load_generator, save_generator
 from dcgan_rt.export.engine import engine_unavailable_reason
 from dcgan_rt.export.exporter import export_model
 from dcgan_rt.export.variants import VARIANTS
+from export_helpers import blocked_torch_env, invoke
 
 VARIANT_FILES = {
     "fp32": "generator.onnx", "fp16": "generator.fp16.onnx",
@@ -47,15 +45,6 @@ def exported(tiny_model_dir, tmp_path_factory):
     run = copy_run(tiny_model_dir, tmp_path_factory.mktemp("export") / "00000-tiny")
     proc = run_cli("export", run, "--fp16", "--uint8", "--no-engine", check=True)
     return run, proc
-
-
-def invoke(*args):
-    """The CLI in this process (CliRunner): what the subprocess tests do, without paying for a
-    second interpreter and torch import; returns an object shaped like CompletedProcess."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def session(path):
@@ -221,7 +210,7 @@ def test_bad_model_is_one_clear_error_and_writes_nothing(tiny_model_dir, tmp_pat
     elif damage == "onnx":
         target = run / "model.onnx"
         target.write_bytes(b"\x08\x07random bytes, not a model")
-    proc = run_cli("export", target)
+    proc = run_cli("export", target, env=blocked_torch_env(tmp_path / "blocked"))  # refused before torch loads
     assert_clean_error(proc, 1, needle)
     assert len((proc.stdout + proc.stderr).strip().splitlines()) == 1
     assert not (run / "export").exists() and not (tmp_path / "nowhere").exists()

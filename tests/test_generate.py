@@ -94,7 +94,7 @@ def test_tar_shards_are_webdataset_samples(tiny_onnx, tmp_path):
         assert len(tar.getnames()) == 2000
 
 
-def test_other_seed_or_model_refused_unless_overwrite(tiny_onnx, tiny_model_dir, tmp_path):
+def test_other_seed_or_model_refused_unless_overwrite(tiny_onnx, tmp_path):
     out = tmp_path / "out"
     run_cli("generate", tiny_onnx, "-n", 12, "--out", out, check=True)
     manifest = (out / "manifest.json").read_text()
@@ -103,8 +103,13 @@ def test_other_seed_or_model_refused_unless_overwrite(tiny_onnx, tiny_model_dir,
     assert_clean_error(proc, 1, "seed 0", "--overwrite")
     proc = run_cli("generate", tiny_onnx, "-n", 12, "--out", out, "--format", "npy")
     assert_clean_error(proc, 1, "format png", "--overwrite")
-    proc = run_cli("generate", tiny_model_dir, "-n", 12, "--out", out, "--backend", "torch")
-    assert_clean_error(proc, 1, "model", "sha256", "--overwrite")
+    import onnx
+
+    other = onnx.load(tiny_onnx)  # another export: other bytes, no shared provenance
+    other.doc_string = "retrained"
+    onnx.save(other, tmp_path / "other.onnx")
+    proc = run_cli("generate", tmp_path / "other.onnx", "-n", 12, "--out", out)
+    assert_clean_error(proc, 1, "weights sha256", "--overwrite")
     assert (out / "manifest.json").read_text() == manifest  # refusals leave DIR alone
 
     run_cli("generate", tiny_onnx, "-n", 5, "--seed", 1, "--out", out, "--overwrite", check=True)

@@ -15,7 +15,7 @@ import numpy as np
 from conftest import run_cli
 from dcgan_rt.pipeline import GenerateRequest, generate
 
-N_KILLED = 4000
+N_KILLED = 3000
 
 
 def npy_images(out: Path) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_clean_error, run_cli
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
 from dcgan_rt.onnx_card import io_contract
-from export_helpers import foreign_onnx_model, write_fake_engine
+from export_helpers import blocked_torch_env, foreign_onnx_model, write_fake_engine
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +34,8 @@ def artifacts(tiny_model_dir, tiny_onnx, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def no_torch(tmp_path_factory):
-    """PYTHONPATH entry whose `torch` cannot be imported: info must not need it."""
-    d = tmp_path_factory.mktemp("blocked")
-    (d / "torch").mkdir()
-    (d / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    return {"PYTHONPATH": str(d)}
+    """info must not need torch."""
+    return blocked_torch_env(tmp_path_factory.mktemp("blocked"))
 
 
 @pytest.mark.parametrize("kind", ["run", "onnx", "uint8", "engine"])

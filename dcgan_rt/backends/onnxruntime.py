@@ -7,9 +7,8 @@ written on the device and copied back once; the uint8 variant makes that copy 4x
 smaller), CPU EP. The providers a session actually got are reported, since ONNX
 Runtime silently falls back when, say, TensorRT's libraries are missing.
 
-CPU threads: one intra-op thread per core this process may use. Spinning is off
-by default because the pipeline's writer threads need those cores between
-batches; a spinning pool would burn them waiting for the next call.
+CPU session settings (threads, spinning off, optimisation level) come from
+dcgan_rt.backends.ort_options, which says why each was chosen.
 """
 
 from __future__ import annotations
@@ -20,19 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
+from dcgan_rt.backends.ort_options import cpu_session_options
 from dcgan_rt.errors import ArtifactError, MissingDependencyError, UsageError
 from dcgan_rt.onnx_card import card_from_metadata, output_kind
+from dcgan_rt.safe_load import check_onnx_file
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
 _TRT_EP, _CUDA_EP, _CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 _TRT_MAX_BATCH = 1024
-
-
-def cpu_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def import_onnxruntime():
@@ -54,14 +48,10 @@ class OnnxRuntimeBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"ONNX model {path} not found")
+        check_onnx_file(path)  # external data outside its folder is refused before ONNX Runtime reads it
         available = ort.get_available_providers()
         wanted, self.provider_reason = _provider_list(providers, available, device_id, path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or cpu_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: a provider fallback is reported by us
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options = cpu_session_options(ort, threads, spinning=spin)
         try:
             session = ort.InferenceSession(str(path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types

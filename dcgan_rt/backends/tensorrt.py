@@ -54,16 +54,21 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, path: str | Path, device: int = 0):
+        from dcgan_rt.engine_sidecar import load_engine, read_sidecar
+
+        read_sidecar(path)  # a missing or foreign sidecar is the first thing to report
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("tensorrt", "running a TensorRT engine", extra="gpu") from None
         try:
             import torch
         except ImportError:
-            raise MissingDependencyError("torch", "the tensorrt backend (CUDA buffers come from PyTorch)") from None
+            raise MissingDependencyError("torch", "the tensorrt backend (its CUDA buffers are torch tensors)") from None
         if not torch.cuda.is_available():
             raise DcganRtError("the tensorrt backend needs a CUDA GPU, and this PyTorch sees none")
         torch.cuda.set_device(device)  # TensorRT and torch then share the device's primary context
-        from dcgan_rt.engine_sidecar import load_engine
-
-        loaded = load_engine(path, device)
+        loaded = load_engine(path, device)  # checks plan sha256, TensorRT version, GPU
         import tensorrt as trt
 
         engine, sidecar = loaded.engine, loaded.sidecar
@@ -118,7 +123,7 @@ class TensorRTBackend(Backend):
             if self._float_out:
                 # The dcgan_rt.pixels rule, in float32 on the device.
                 x = out.float()
-                slot.nan.copy_(torch.isnan(x).any().reshape(1), non_blocking=True)
+                slot.nan.copy_((~torch.isfinite(x).all()).reshape(1), non_blocking=True)  # NaN or inf
                 out = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
             slot.pixels_host[:n].copy_(out, non_blocking=True)
             slot.event.record(self._stream)
@@ -128,7 +133,8 @@ class TensorRTBackend(Backend):
     def _collect(self, slot: _Slot) -> np.ndarray:
         slot.event.synchronize()
         if self._float_out and bool(slot.nan[0]):
-            raise NumericalError("the engine produced NaN values: rebuild it (dcgan-rt export) or check the model")
+            raise NumericalError("the engine produced NaN or infinite values: rebuild it (dcgan-rt export) or check "
+                                 "the model")
         return slot.pixels_host[: slot.n].numpy().copy()  # the pinned buffer is reused
 
     def __call__(self, z: np.ndarray) -> np.ndarray:

@@ -61,9 +61,10 @@ class TorchBackend(Backend):
             x = self._generator(zt)  # (N, C, H, W) in [-1, 1]
             if self.output == FLOAT_NCHW:
                 return x.contiguous().cpu().numpy()
-            has_nan = torch.isnan(x).any()
+            has_nan = ~torch.isfinite(x).all()  # NaN or inf
             x = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0)
             x = x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()  # (N, H, W, C)
             if has_nan.item():
-                raise NumericalError("the generator produced NaN values; the model weights are broken (retrain)")
+                raise NumericalError("the generator produced NaN or infinite values; the model weights are broken "
+                                     "(retrain)")
             return x.numpy()

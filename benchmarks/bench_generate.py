@@ -1,0 +1,137 @@
+"""`dcgan-rt generate` end to end against the naive loop, and the pipeline against model-only.
+
+Run:  python benchmarks/bench_generate.py            (10,000 images, ~2 minutes on 2 cores)
+      python benchmarks/bench_generate.py --quick    (2,000 images)
+
+Model: the digits-size generator, ModelConfig(img_resolution=32, img_channels=1) with
+default widths (g_width 64, 34.9 MFLOP an image), random weights with BatchNorm
+statistics from a few training-mode passes (speed does not depend on training).
+It is saved as a release (generator.safetensors + .json) and exported with the
+real `dcgan-rt export` code, so `generate RUN_DIR` finds export/ as a user's would.
+
+Measured side by side in one process, interleaved, best of --repeats rounds (the
+machine is shared; ratios from one run are what to compare, not absolute rates):
+
+- naive: what the DCGAN seed scripts do: PyTorch eager, batch 64, torch.randn,
+  and torchvision's save_image for each image inside the loop;
+- generate png: dcgan_rt.pipeline.generate on the run directory, default options
+  (--backend auto, --batch-size auto, --format png), everything included (model
+  load, batch-size measurement, manifest, preview);
+- model-only: the same backend called back to back on precomputed latents at the
+  batch size generate picked (no latents, no encoding, no files);
+- generate npy: the pipeline with --format npy, whose writers do almost nothing, so
+  its ratio to model-only shows how much of the model's speed the pipeline keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build_run(root: Path) -> Path:
+    import torch
+
+    from dcgan_rt.config import ModelConfig
+    from dcgan_rt.export.exporter import export_model
+    from dcgan_rt.model_card import ModelCard
+    from dcgan_rt.train.networks import build_generator
+    from dcgan_rt.train.release import save_generator
+
+    cfg = ModelConfig(img_resolution=32, img_channels=1)
+    torch.manual_seed(0)
+    g = build_generator(cfg).train()
+    with torch.no_grad():
+        for _ in range(3):
+            g(torch.randn(64, cfg.z_dim))
+    run = root / "run"
+    run.mkdir()
+    save_generator(g.eval(), ModelCard(cfg, dataset="benchmark"), run)
+    export_model(run, engine=False)
+    return run
+
+
+def naive(run: Path, out: Path, n: int) -> float:
+    """The seed scripts' loop; returns images/s."""
+    import torch
+    from torchvision.utils import save_image
+
+    from dcgan_rt.train.release import load_generator
+
+    g, card = load_generator(run)
+    out.mkdir()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, n, 64):
+            fake = g(torch.randn(min(64, n - i), card.model_config.z_dim))
+            for j in range(fake.shape[0]):
+                save_image(fake[j], out / f"{i + j}.png", normalize=True, value_range=(-1, 1))
+    return n / (time.perf_counter() - start)
+
+
+def ours(run: Path, out: Path, n: int, fmt: str):
+    from dcgan_rt.pipeline import GenerateRequest, generate
+
+    start = time.perf_counter()
+    result = generate(GenerateRequest(model=run, out=out, n=n, format=fmt))
+    return n / (time.perf_counter() - start), result
+
+
+def model_only(run: Path, n: int, batch: int) -> float:
+    from dcgan_rt.backends import select_backend
+    from dcgan_rt.latents import latent_range
+
+    with select_backend(run) as backend:
+        batches = [latent_range(0, i, min(batch, n - i), backend.z_dim) for i in range(0, n, batch)]
+        backend.images(batches[0])
+        start = time.perf_counter()
+        for _ in backend.map_images(batches):
+            pass
+        return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="2,000 images")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    n = 2_000 if args.quick else args.n
+    root = Path(tempfile.mkdtemp(prefix="dcgan-rt-bench-generate-"))
+    try:
+        run = build_run(root)
+        best = {"naive": 0.0, "png": 0.0, "model": 0.0, "npy": 0.0}
+        info = {}
+        for r in range(args.repeats):
+            load = os.getloadavg()[0]
+            best["naive"] = max(best["naive"], naive(run, root / f"naive{r}", n))
+            rate, result = ours(run, root / f"png{r}", n, "png")
+            best["png"] = max(best["png"], rate)
+            info = {"backend": result.backend, "batch": result.batch_size, "bytes": result.bytes_written}
+            best["model"] = max(best["model"], model_only(run, n, result.batch_size))
+            best["npy"] = max(best["npy"], ours(run, root / f"npy{r}", n, "npy")[0])
+            print(f"round {r + 1}: load average before {load:.1f}; best so far " +
+                  ", ".join(f"{k} {v:,.0f}/s" for k, v in best.items()), flush=True)
+            for d in root.glob("*[0-9]"):
+                shutil.rmtree(d)
+        print(f"\n{n:,} images, 32x32 grayscale, default widths; backend {info['backend']}, "
+              f"batch {info['batch']}; {os.cpu_count()} CPUs")
+        print(f"naive loop (torch eager, batch 64, save_image):  {best['naive']:>9,.0f} images/s")
+        print(f"dcgan-rt generate --format png:                  {best['png']:>9,.0f} images/s   "
+              f"{best['png'] / best['naive']:.2f}x naive (target >= 3x)")
+        print(f"model only (same backend and batch):             {best['model']:>9,.0f} images/s")
+        print(f"dcgan-rt generate --format npy:                  {best['npy']:>9,.0f} images/s   "
+              f"{best['npy'] / best['model']:.0%} of model-only (target >= 90%)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

