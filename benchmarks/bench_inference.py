@@ -90,7 +90,7 @@ def cpu_configs(paths: dict[str, Path], threads: int) -> dict[str, callable]:
             return run
         return build
 
-    def ort(path: Path, tuned: bool):
+    def ort_session(path: Path, tuned: bool):
         def build():
             import onnxruntime
 
@@ -101,7 +101,24 @@ def cpu_configs(paths: dict[str, Path], threads: int) -> dict[str, callable]:
             return lambda z: session.run(None, {"z": z})[0]
         return build
 
-    def openvino(path: Path):
+    def ort_backend(path: Path):
+        def build():
+            from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
+
+            return OnnxRuntimeBackend(path, providers="cpu", threads=threads)
+        return build
+
+    def openvino_latency(path: Path):
+        def build():
+            import openvino
+
+            core = openvino.Core()
+            compiled = core.compile_model(core.read_model(str(path)), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+            request = compiled.create_infer_request()
+            return lambda z: request.infer({0: z})[0]
+        return build
+
+    def openvino_backend(path: Path):
         def build():
             from dcgan_rt.backends.openvino import OpenVinoBackend
 
@@ -111,11 +128,13 @@ def cpu_configs(paths: dict[str, Path], threads: int) -> dict[str, callable]:
     configs = {
         "PyTorch eager (NCHW)": torch_eager(False),
         "PyTorch channels_last": torch_eager(True),
-        "ONNX Runtime defaults": ort(paths["plain"], False),
-        "ONNX Runtime dcgan-rt settings": ort(paths["plain"], True),
-        "ONNX Runtime dcgan-rt settings + sub-pixel graph": ort(paths["subpixel"], True),
-        "OpenVINO": openvino(paths["plain"]),
-        "OpenVINO + sub-pixel graph": openvino(paths["subpixel"]),
+        "ONNX Runtime, defaults": ort_session(paths["plain"], False),
+        "ONNX Runtime, intra-op threads, no spinning": ort_session(paths["plain"], True),
+        "ONNX Runtime, a batch slice per core (dcgan-rt backend)": ort_backend(paths["plain"]),
+        "ONNX Runtime, a batch slice per core + sub-pixel graph": ort_backend(paths["subpixel"]),
+        "OpenVINO, defaults (LATENCY hint)": openvino_latency(paths["plain"]),
+        "OpenVINO, a stream per core (dcgan-rt backend)": openvino_backend(paths["plain"]),
+        "OpenVINO, a stream per core + sub-pixel graph": openvino_backend(paths["subpixel"]),
     }
     return configs
 

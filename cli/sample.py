@@ -29,7 +29,8 @@ def sample(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP, show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Grid image to write (.png).", show_default=False)],
     grid: Annotated[str, typer.Option(help="COLSxROWS images.")] = "8x8",
-    seed: Annotated[int, typer.Option(help="Seed: the grid shows images 0.. of this seed, as generate writes them.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed: the grid shows images 0.. of this seed, as generate "
+                                           "writes them.")] = 0,
     backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     scale: Annotated[int, typer.Option(help="Enlarge each pixel this many times (nearest neighbour).")] = 1,
 ) -> None:
@@ -52,7 +53,8 @@ def sample(
 def interpolate(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP, show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Animated GIF to write (.gif).", show_default=False)],
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; the walk visits image 0 of each, then loops.")] = "1,2,3",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; the walk visits image 0 of each, "
+                                            "then loops.")] = "1,2,3",
     frames: Annotated[int, typer.Option(help="Frames between one seed and the next.")] = 32,
     backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     scale: Annotated[int, typer.Option(help="Enlarge each pixel this many times (nearest neighbour).")] = 1,

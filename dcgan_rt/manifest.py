@@ -103,7 +103,9 @@ def read_manifest(path: Path) -> dict | None:
             f"{path} is unreadable ({exc}); remove it or pass --overwrite to start this directory afresh"
         ) from None
     if not isinstance(data, dict) or data.get("kind") != KIND:
-        raise OutputConflictError(f"{path} is not a dcgan-rt generate manifest; choose another --out or pass --overwrite")
+        raise OutputConflictError(
+            f"{path} is not a dcgan-rt generate manifest; choose another --out or pass --overwrite"
+        )
     return data
 
 

@@ -67,7 +67,8 @@ class ModelCard:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ArtifactError(f"{source} has unknown keys {unknown}")
+            raise ArtifactError(f"{source} has unknown keys {unknown} (edited by hand, or written by a newer "
+                                "dcgan-rt?): upgrade dcgan-rt or re-export the model")
         missing = sorted({"model_config"} - set(data))
         if missing:
             raise ArtifactError(f"{source} is missing {missing}")
@@ -77,12 +78,16 @@ class ModelCard:
         }
         for key, typ in types.items():
             if key in data and (not isinstance(data[key], typ) or isinstance(data[key], bool)):
-                raise ArtifactError(f"{source}: {key!r} must be {typ.__name__}, got {data[key]!r}")
+                raise ArtifactError(f"{source}: {key!r} must be {typ.__name__}, got {data[key]!r}; re-export the "
+                                    "model or restore its original card")
         vr = data.get("value_range", [-1.0, 1.0])
         if (not isinstance(vr, list) or len(vr) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vr)):
             raise ArtifactError(f"{source}: 'value_range' must be [low, high], got {vr!r}")
-        config = ModelConfig.from_dict(data["model_config"])
+        try:
+            config = ModelConfig.from_dict(data["model_config"])
+        except ArtifactError as exc:
+            raise ArtifactError(f"{source}: {exc}; re-export the model or restore its original card") from None
         kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range")}
         return cls(model_config=config, value_range=(float(vr[0]), float(vr[1])), **kwargs)
 

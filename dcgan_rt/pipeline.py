@@ -129,7 +129,9 @@ def shard_from_env(env=os.environ) -> tuple[int, int] | None:
     try:
         world, rank = int(env["WORLD_SIZE"]), int(env.get("RANK", "0"))
     except ValueError:
-        raise UsageError(f"RANK/WORLD_SIZE must be integers, got {env.get('RANK')!r}/{env.get('WORLD_SIZE')!r}") from None
+        raise UsageError(
+            f"RANK/WORLD_SIZE must be integers, got {env.get('RANK')!r}/{env.get('WORLD_SIZE')!r}"
+        ) from None
     if world <= 1:
         return None
     if not 0 <= rank < world:
@@ -275,7 +277,9 @@ def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tu
                                                       checkpoint=lambda done: save(False, done))
         seconds = time.perf_counter() - t0
         if writer.unfinished() or writer.pending(lo, hi, verify=False):
-            raise DcganRtError(f"internal error: images {lo}..{hi - 1} are not all in {out} after the run; re-run to finish")
+            raise DcganRtError(
+                f"internal error: images {lo}..{hi - 1} are not all in {out} after the run; re-run to finish"
+            )
         run.update(generated=written, batch_size=batch_used, seconds=round(seconds, 3), finished=now())
         save(True, hi - lo)
         complete = _complete_job(out, job, writer, k, num_shards, rep)

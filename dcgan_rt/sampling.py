@@ -62,12 +62,25 @@ def grid_format(out: Path) -> str:
     fmt = Image.registered_extensions().get(Path(out).suffix.lower())
     if fmt is None:
         raise UsageError(f"--out {out}: unknown image type {Path(out).suffix or '(none)'}; use .png")
+    check_out_file(out)
     return fmt
 
 
 def check_gif_path(out: Path) -> None:
     if Path(out).suffix.lower() != ".gif":
         raise UsageError(f"--out {out}: interpolate writes an animated GIF, so --out must end in .gif")
+    check_out_file(out)
+
+
+def check_out_file(out: Path) -> None:
+    """Refuse an --out file that cannot be written, before the model is loaded and run."""
+    out = Path(out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file name, e.g. {out / 'out'}{out.suffix}")
+    folder = out.parent
+    if not folder.is_dir():
+        why = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--out {out}: {folder} {why}; create the folder first or choose another --out")
 
 
 def sample_grid(backend: Backend, seed: int, cols: int, rows: int, out: str | Path, scale: int = 1) -> Path:

@@ -46,8 +46,10 @@ def load_generator(model: str | Path, device: str | torch.device = "cpu") -> tup
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+        lines = [line.strip() for line in str(exc).strip().splitlines()]
+        first = lines[1] if len(lines) > 1 else lines[0]  # line 0 is only "Error(s) in loading state_dict..."
         raise ArtifactError(
-            f"{resolved.path} does not match the architecture in {resolved.card_path.name} ({first})"
+            f"{resolved.path} does not match the architecture in {resolved.card_path.name} ({first}): "
+            "keep the generator.json that was written with these weights"
         ) from None
     return generator.to(device).eval(), card

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
-from dcgan_rt.backends.ort_options import cpu_session_options
+from dcgan_rt.backends.ort_options import BatchSplitter, cpu_session_options, usable_cores
 from dcgan_rt.errors import ArtifactError, MissingDependencyError, UsageError
 from dcgan_rt.onnx_card import card_from_metadata, output_kind
 from dcgan_rt.safe_load import check_onnx_file
@@ -43,7 +43,8 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, path: str | Path, providers: str = "auto", threads: int | None = None,
                  spin: bool = False, device_id: int = 0):
         if providers not in PROVIDER_CHOICES:
-            raise UsageError(f"unknown ONNX Runtime provider choice {providers!r}: one of {', '.join(PROVIDER_CHOICES)}")
+            raise UsageError(f"unknown ONNX Runtime provider choice {providers!r}: "
+                             f"one of {', '.join(PROVIDER_CHOICES)}")
         ort = import_onnxruntime()
         path = Path(path)
         if not path.is_file():
@@ -51,13 +52,18 @@ class OnnxRuntimeBackend(Backend):
         check_onnx_file(path)  # external data outside its folder is refused before ONNX Runtime reads it
         available = ort.get_available_providers()
         wanted, self.provider_reason = _provider_list(providers, available, device_id, path)
-        options = cpu_session_options(ort, threads, spinning=spin)
+        # On the CPU provider each core runs its own slice of the batch on one thread
+        # (ort_options.BatchSplitter: measurably faster than intra-op threads here).
+        workers = (threads or usable_cores()) if _provider_name(wanted[0]) == _CPU_EP else 1
+        options = cpu_session_options(ort, 1 if workers > 1 else threads, spinning=spin)
         try:
             session = ort.InferenceSession(str(path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtifactError(f"ONNX Runtime cannot load {path} ({first}): re-export it with dcgan-rt export") from None
+            raise ArtifactError(f"ONNX Runtime cannot load {path} ({first}): "
+                                "re-export it with dcgan-rt export") from None
         card, io = card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+        check_session_io(session, io, path)
         used = session.get_providers()
         main = used[0] if used else _CPU_EP
         if main != _provider_name(wanted[0]):
@@ -65,7 +71,7 @@ class OnnxRuntimeBackend(Backend):
         on_gpu = main in (_TRT_EP, _CUDA_EP)
         detail = main if not on_gpu else f"{main}, GPU {device_id}"
         if main == _CPU_EP:
-            detail += f", {options.intra_op_num_threads} threads"
+            detail += f", {workers} threads" + (" (a batch slice each)" if workers > 1 else "")
         super().__init__(
             card, device=f"cuda:{device_id}" if on_gpu else "cpu", detail=detail,
             precision=io["precision"], output=UINT8_NHWC if output_kind(io) == "uint8-nhwc" else FLOAT_NCHW,
@@ -78,11 +84,15 @@ class OnnxRuntimeBackend(Backend):
         self._output = session.get_outputs()[0].name
         self._device_id = device_id
         self._binding = session.io_binding() if on_gpu else None
+        self._split = BatchSplitter(self._run, workers if not on_gpu else 1)
+
+    def _run(self, z: np.ndarray) -> np.ndarray:
+        return self._session.run([self._output], {self._input: z})[0]
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         z = self._check_z(z)
         if self._binding is None:
-            return self._session.run([self._output], {self._input: z})[0]
+            return self._split(z)
         # I/O binding: z is copied to the device once, the output is allocated there
         # by ONNX Runtime and copied back once, with no staging copies in between.
         binding = self._binding
@@ -95,8 +105,29 @@ class OnnxRuntimeBackend(Backend):
         return out
 
     def close(self) -> None:
+        self._split.close()
         self._binding = None
         self._session = None
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16"}
+
+
+def check_session_io(session, io: dict, path: Path) -> None:
+    """The graph's real input and output must be the ones its metadata promises: a file whose
+    metadata was edited, or copied onto another graph, is refused instead of writing wrong images."""
+    for role, args, spec in (("input", session.get_inputs(), io["input"]),
+                             ("output", session.get_outputs(), io["output"])):
+        got = ", ".join(_describe(a.name, _ORT_TYPES.get(a.type, a.type), a.shape) for a in args)
+        want = _describe(spec["name"], spec["dtype"], spec["shape"])
+        if got != want:
+            raise ArtifactError(f"{path}: the graph's {role} is {got}, its metadata promises {want}: "
+                                "re-export it with dcgan-rt export")
+
+
+def _describe(name: str, dtype: str, shape) -> str:
+    """'images float32 [N, 1, 16, 16]' (any symbolic dimension shown as N)."""
+    return f"{name} {dtype} [{', '.join(str(d) if isinstance(d, int) else 'N' for d in shape)}]"
 
 
 def _provider_name(entry) -> str:
@@ -125,8 +156,9 @@ def _provider_list(choice: str, available: list[str], device_id: int, path: Path
         return [trt, cuda, _CPU_EP], "ONNX Runtime has the TensorRT provider (first run builds and caches an engine)"
     if choice in ("auto", "cuda") and has_cuda:
         return [cuda, _CPU_EP], "ONNX Runtime has the CUDA provider"
-    why = "CPU provider" if choice == "cpu" else "no GPU provider in this onnxruntime (pip install 'dcgan-rt[gpu]' for CUDA)"
-    return [_CPU_EP], why
+    if choice == "cpu":
+        return [_CPU_EP], "CPU provider"
+    return [_CPU_EP], "no GPU provider in this onnxruntime (pip install 'dcgan-rt[gpu]' for CUDA)"
 
 
 def _trt_profile(path: Path) -> dict:

@@ -124,7 +124,8 @@ class TensorRTBackend(Backend):
                 # The dcgan_rt.pixels rule, in float32 on the device.
                 x = out.float()
                 slot.nan.copy_((~torch.isfinite(x).all()).reshape(1), non_blocking=True)  # NaN or inf
-                out = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+                out = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0).to(torch.uint8)
+                out = out.permute(0, 2, 3, 1).contiguous()  # (N, H, W, C)
             slot.pixels_host[:n].copy_(out, non_blocking=True)
             slot.event.record(self._stream)
         slot.n = n

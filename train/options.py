@@ -1,0 +1,106 @@
+"""Every training hyperparameter in one frozen dataclass, recorded in train_config.json.
+
+Training tier (no torch at import). The defaults are the recipe `dcgan-rt train`
+runs with no flags; docs/training.md explains each choice and the measurements
+behind it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig
+from dcgan_rt.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+LOSSES = ("bce",)
+DEFAULT_EPOCHS = 20
+
+# Options a resumed run may change; everything else must match the run being continued.
+RESUMABLE_OVERRIDES = ("epochs", "steps", "device")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: str = "mnist-5k"
+    data_root: str | None = None
+    out: str = "runs"
+    epochs: int | None = None  # total epochs (DEFAULT_EPOCHS when neither epochs nor steps is set)
+    steps: int | None = None  # total optimizer steps; stops mid-epoch if needed
+    img_resolution: int = 32
+    img_channels: int = 1
+    batch_size: int = 64
+    z_dim: int = 100
+    g_width: int = 32
+    d_width: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
+    label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
+    ema_kimg: float = 10.0  # half-life of the generator EMA in thousands of images; 0 turns it off
+    ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # CUDA only: bf16 (or fp16 + GradScaler) autocast
+    channels_last: bool = True  # CUDA only
+    log_every: int = 10  # steps between metrics.jsonl lines / progress updates
+    grid_size: int = 64  # fixed latents drawn in every epoch's sample grid
+
+    def __post_init__(self) -> None:
+        if self.img_resolution not in IMG_RESOLUTIONS:
+            raise UsageError(f"--img-resolution must be one of {', '.join(map(str, IMG_RESOLUTIONS))}, "
+                             f"got {self.img_resolution}")
+        if self.img_channels not in IMG_CHANNELS:
+            raise UsageError(f"--img-channels must be 1 or 3, got {self.img_channels}")
+        if self.epochs is not None and self.steps is not None:
+            raise UsageError("pass --epochs or --steps, not both")
+        for name in ("epochs", "steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"--{name} must be at least 1, got {value}")
+        for name in ("batch_size", "z_dim", "g_width", "d_width", "log_every", "grid_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise UsageError("--batch-size must be at least 2 (BatchNorm needs more than one image)")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise UsageError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.ema_kimg < 0:
+            raise UsageError(f"--ema-kimg must be 0 (off) or positive, got {self.ema_kimg}")
+        if self.device not in DEVICES:
+            raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.loss not in LOSSES:
+            raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(z_dim=self.z_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
+                           g_width=self.g_width, d_width=self.d_width)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        return (self.epochs or DEFAULT_EPOCHS) * steps_per_epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes: Any) -> "TrainOptions":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,149 @@
+"""Pictures of a run: sample grids, the progression strip and GIF, real vs generated, loss curves.
+
+Training tier. Grids are uint8 arrays assembled with numpy and written with Pillow;
+the loss curves use matplotlib's Agg backend (no display needed). Every file is
+written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dcgan_rt.atomic import write_bytes
+
+
+def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """(N, C, H, W) uint8 -> one (H', W', C) uint8 image, `cols` per row, `pad` pixels apart."""
+    n, c, h, w = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        grid[y:y + h, x:x + w] = images[i].transpose(1, 2, 0)
+    return grid
+
+
+def _pil(grid: np.ndarray, scale: int = 1):
+    from PIL import Image
+
+    im = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+    return im
+
+
+def _png_bytes(im) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def display_scale(img_resolution: int) -> int:
+    """Small images are upscaled (nearest neighbour) so a grid is readable on screen."""
+    return max(1, 64 // img_resolution)
+
+
+def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> None:
+    """Write (N, C, H, W) uint8 images as one PNG grid."""
+    write_bytes(path, _png_bytes(_pil(make_grid(images, cols), display_scale(images.shape[-1]))))
+
+
+def save_progression(grids: Sequence[np.ndarray], labels: Sequence[str], strip_path: Path, gif_path: Path,
+                     seeds_shown: int = 8, max_columns: int = 12) -> None:
+    """From per-epoch samples of the same fixed latents ((N, C, H, W) uint8 each):
+    a strip with one row per latent and one column per epoch (at most max_columns,
+    evenly spaced, always ending with the last), and an animated GIF of the full grids."""
+    from PIL import Image, ImageDraw
+
+    if not grids:
+        return
+    picks = np.unique(np.linspace(0, len(grids) - 1, min(len(grids), max_columns)).round().astype(int))
+    res = grids[0].shape[-1]
+    scale = display_scale(res)
+    # columns = epochs: image [latent j, epoch k] at row j, column k
+    stack = np.stack([grids[k][:seeds_shown] for k in picks], axis=1)  # (seeds, epochs, C, H, W)
+    s, e = stack.shape[:2]
+    strip = _pil(make_grid(stack.reshape(s * e, *stack.shape[2:]), cols=e), scale)
+    label_h = 14
+    canvas = Image.new(strip.mode, (strip.width, strip.height + label_h), 0)
+    canvas.paste(strip, (0, label_h))
+    draw = ImageDraw.Draw(canvas)
+    cell = (res + 2) * scale
+    for col, k in enumerate(picks):
+        draw.text((2 * scale + col * cell, 1), labels[k], fill=255 if canvas.mode == "L" else (255, 255, 255))
+    write_bytes(strip_path, _png_bytes(canvas))
+
+    frames = [_pil(make_grid(g), scale).convert("P") if g.shape[1] == 3 else _pil(make_grid(g), scale)
+              for g in grids]
+    durations = [400] * (len(frames) - 1) + [2000]  # linger on the final epoch
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    write_bytes(gif_path, buf.getvalue())
+
+
+def save_real_vs_generated(real: np.ndarray, fake: np.ndarray, path: Path, cols: int = 8) -> None:
+    """Two grids side by side, labelled "real" and "generated"."""
+    from PIL import Image, ImageDraw
+
+    scale = display_scale(real.shape[-1])
+    left, right = _pil(make_grid(real, cols), scale), _pil(make_grid(fake, cols), scale)
+    gap, label_h = 16, 16
+    canvas = Image.new(left.mode, (left.width + gap + right.width, max(left.height, right.height) + label_h), 0)
+    canvas.paste(left, (0, label_h))
+    canvas.paste(right, (left.width + gap, label_h))
+    draw = ImageDraw.Draw(canvas)
+    white = 255 if canvas.mode == "L" else (255, 255, 255)
+    draw.text((4, 2), "real", fill=white)
+    draw.text((left.width + gap + 4, 2), "generated", fill=white)
+    write_bytes(path, _png_bytes(canvas))
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    return rows
+
+
+def save_loss_curves(metrics_path: Path, path: Path) -> bool:
+    """losses.png from metrics.jsonl: the two losses, and D's mean outputs on real and fake."""
+    rows = [r for r in read_metrics(metrics_path) if "loss_d" in r]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    step = [r["step"] for r in rows]
+    fig = Figure(figsize=(9, 6), dpi=100, layout="constrained")
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    ax1.plot(step, [r["loss_d"] for r in rows], label="loss_D", lw=1)
+    ax1.plot(step, [r["loss_g"] for r in rows], label="loss_G", lw=1)
+    ax1.set_ylabel("loss")
+    ax1.legend(loc="upper right")
+    ax1.grid(alpha=0.3)
+    ax2.plot(step, [r["d_real"] for r in rows], label="D(x)", lw=1)
+    ax2.plot(step, [r["d_fake"] for r in rows], label="D(G(z))", lw=1)
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("mean D output")
+    ax2.legend(loc="upper right")
+    ax2.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_bytes(path, buf.getvalue())
+    return True
