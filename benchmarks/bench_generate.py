@@ -14,7 +14,9 @@ clock and in CPU seconds of this process (on a shared machine the CPU time is th
 steadier figure; ratios from one run are what to compare, not absolute rates):
 
 - naive: what the DCGAN seed scripts do: PyTorch eager, batch 64, torch.randn,
-  and torchvision's save_image for each image inside the loop;
+  and torchvision's save_image for each image inside the loop; with torch's default
+  threads, and again with one thread (on a loaded machine torch's spinning OpenMP
+  pool can be many times slower, which would flatter the ratio);
 - generate png: dcgan_rt.pipeline.generate on the run directory, default options
   (--backend auto, --batch-size auto, --format png), everything included (model
   load, batch-size measurement, manifest, preview);
@@ -69,8 +71,8 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def naive(run: Path, out: Path, n: int) -> Clock:
-    """The seed scripts' loop."""
+def naive(run: Path, out: Path, n: int, threads: int | None = None) -> Clock:
+    """The seed scripts' loop (threads: torch's intra-op threads; None leaves its default)."""
     import torch
     from torchvision.utils import save_image
 
@@ -78,11 +80,15 @@ def naive(run: Path, out: Path, n: int) -> Clock:
 
     g, card = load_generator(run)
     out.mkdir()
+    default_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     with Clock() as clock, torch.no_grad():
         for i in range(0, n, 64):
             fake = g(torch.randn(min(64, n - i), card.model_config.z_dim))
             for j in range(fake.shape[0]):
                 save_image(fake[j], out / f"{i + j}.png", normalize=True, value_range=(-1, 1))
+    torch.set_num_threads(default_threads)
     return clock
 
 
@@ -117,7 +123,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dcgan-rt-bench-generate-"))
     try:
         run = build_run(root)
-        wall = {k: float("inf") for k in ("naive", "png", "model", "npy")}
+        wall = {k: float("inf") for k in ("naive", "naive1", "png", "model", "npy")}
         cpu = dict(wall)
         info = {}
 
@@ -127,6 +133,7 @@ def main() -> None:
         for r in range(args.repeats):
             load = os.getloadavg()[0]
             keep("naive", naive(run, root / f"naive{r}", n))
+            keep("naive1", naive(run, root / f"naive1-{r}", n, threads=1))
             clock, result = ours(run, root / f"png{r}", n, "png")
             keep("png", clock)
             info = {"backend": result.backend, "batch": result.batch_size}
@@ -142,11 +149,14 @@ def main() -> None:
               f"batch {info['batch']}; {os.cpu_count()} CPUs; load average now {os.getloadavg()[0]:.1f}")
         print(f"{'':50s}{'images/s':>10s}{'CPU s / 1000':>14s}")
         for key, label in (("naive", "naive loop (torch eager, batch 64, save_image)"),
+                           ("naive1", "  the same with torch.set_num_threads(1)"),
                            ("png", "dcgan-rt generate --format png"), ("model", "model only (same backend and batch)"),
                            ("npy", "dcgan-rt generate --format npy")):
             print(f"{label:50s}{rate[key]:>10,.0f}{per_k[key]:>14.2f}")
         print(f"png vs naive: {rate['png'] / rate['naive']:.2f}x faster by the clock, "
               f"{cpu['naive'] / cpu['png']:.2f}x less CPU time (target >= 3x)")
+        print(f"png vs the naive loop at its faster thread count: "
+              f"{rate['png'] / max(rate['naive'], rate['naive1']):.2f}x by the clock")
         print(f"npy vs model-only: {rate['npy'] / rate['model']:.0%} (target >= 90%)")
     finally:
         shutil.rmtree(root, ignore_errors=True)

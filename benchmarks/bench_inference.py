@@ -152,14 +152,16 @@ def sweep(configs: dict, batch_sizes: list[int], rounds: int, warmup: int, repea
     rows: dict[tuple[str, int], list[dict]] = {}
     ceilings = []
     for r in range(rounds):
-        ceiling = matmul_ceiling()
-        ceilings.append(ceiling["flops_per_s"])
         for name, run in runners.items():
             for b in batch_sizes:
+                # The ceiling is measured right before each measurement it is compared with,
+                # so that load from other processes affects both about alike.
+                ceiling = matmul_ceiling()
+                ceilings.append(ceiling["flops_per_s"])
                 stats = summarize(time_calls(lambda: run(zs[b]), warmup, repeats), b)
                 stats["share"] = stats["images_per_s"] * flops / ceiling["flops_per_s"]
                 rows.setdefault((name, b), []).append(stats)
-        log(f"round {r + 1}/{rounds}: ceiling {ceiling['flops_per_s'] / 1e9:.0f} GFLOP/s; " + ", ".join(
+        log(f"round {r + 1}/{rounds}: best share of the ceiling: " + ", ".join(
             f"{n} {rows[(n, max(batch_sizes, key=lambda b: rows[(n, b)][-1]['share']))][-1]['share']:.0%}"
             for n in runners))
     table = []
@@ -172,7 +174,7 @@ def sweep(configs: dict, batch_sizes: list[int], rounds: int, warmup: int, repea
             "share": float(np.median([s["share"] for s in stats])),
             "share_per_round": [round(s["share"], 4) for s in stats],
         })
-    return {"rows": table, "ceiling_flops_per_s": ceilings, "flops_per_image": flops,
+    return {"rows": table, "ceiling_flops_per_s": ceilings, "flops_per_image": flops, "rounds": rounds,
             "ceiling_source": ceiling["source"], "skipped": sorted(set(configs) - set(runners))}
 
 
@@ -267,7 +269,7 @@ def gpu(paths: dict[str, Path], out: Path, batch_sizes: list[int]) -> None:
 def markdown(result: dict, machine: dict, startup: dict | None, date: str, command: str) -> str:
     rows = sorted(result["rows"], key=lambda r: (list(dict.fromkeys(r2["config"] for r2 in result["rows"])).index(
         r["config"]), r["batch_size"]))
-    ceiling = float(np.max(result["ceiling_flops_per_s"]))
+    ceiling = float(np.median(result["ceiling_flops_per_s"]))
     ceiling_img = ceiling / result["flops_per_image"]
     best_per_config = {}
     for r in rows:
@@ -278,10 +280,10 @@ def markdown(result: dict, machine: dict, startup: dict | None, date: str, comma
         f"Measured {date} on {machine['cpu']} ({machine['usable_cores']} cores usable), "
         + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()) + f". Command: `{command}`.",
         "",
-        f"Ceiling: {ceiling / 1e9:.0f} GFLOP/s ({result['ceiling_source']}, best of "
-        f"{len(result['ceiling_flops_per_s'])} rounds) / {result['flops_per_image'] / 1e6:.1f} MFLOP per image = "
-        f"**{ceiling_img:.0f} images/s**. Each share below is the median over rounds of "
-        f"(images/s / ceiling measured in the same round).",
+        f"Ceiling: {ceiling / 1e9:.0f} GFLOP/s ({result['ceiling_source']}; median of "
+        f"{len(result['ceiling_flops_per_s'])} measurements) / {result['flops_per_image'] / 1e6:.1f} MFLOP per "
+        f"image = **{ceiling_img:.0f} images/s**. Each share below is the median over "
+        f"{result['rounds']} rounds of images/s / the ceiling measured right before it.",
         "",
         f"**Best CPU configuration: {best['config']}, batch {best['batch_size']}: {best['images_per_s']:.0f} images/s, "
         f"{best['share']:.0%} of the ceiling** (target {TARGET_SHARE:.0%}: "

@@ -1,0 +1,526 @@
+"""The DCGAN training loop: run directory, steps, samples, checkpoints, resume.
+
+Training tier (torch). `train_run(opts)` validates everything (options, data,
+output folder) before it makes a run directory, writes train_config.json before
+step 0, and then per epoch: a sample grid of fixed latents, checkpoint.pt and the
+release artifact (generator.safetensors + generator.json, the EMA generator). At the
+end it draws the progression strip and GIF, real vs generated, and the loss curves.
+
+Progress and extra per-step / per-epoch work (an evaluation, a dashboard) plug in as
+`Callback`s. Data order is a pure function of (seed, epoch) and every RNG state is
+checkpointed, so on the CPU N epochs in one go and N/2 + `--resume` + N/2 give the
+same weights. SIGINT stops at the next step boundary with a checkpoint; a non-finite
+loss stops before the bad weights reach a checkpoint.
+
+Data-parallel training (torchrun) is a later addition: it changes `make_batches`
+(a rank's share of each batch) and `wrap_models` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcgan_rt import __version__
+from dcgan_rt.atomic import write_json
+from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
+from dcgan_rt.latents import latent_range
+from dcgan_rt.model_card import ModelCard
+from dcgan_rt.train import plots
+from dcgan_rt.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dcgan_rt.train.data import TrainData, epoch_batches, load_dataset, steps_per_epoch, to_float, to_uint8
+from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
+from dcgan_rt.train.networks import Discriminator, Generator, build_discriminator, build_generator
+from dcgan_rt.train.options import RESUMABLE_OVERRIDES, TrainOptions
+from dcgan_rt.train.release import save_generator
+from dcgan_rt.train.rundir import create_run_dir, run_desc, update_latest
+
+CONFIG_FILE = "train_config.json"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_DIR = "samples"
+
+
+class TrainingInterrupted(DcganRtError):
+    """Ctrl-C: the run stopped at a step boundary and saved a checkpoint."""
+
+    exit_code = 130
+
+    def __init__(self, run_dir: Path, step: int):
+        super().__init__(f"interrupted at step {step}; checkpoint saved in {run_dir}: "
+                         f"continue with dcgan-rt train --resume {run_dir}")
+        self.run_dir, self.step = run_dir, step
+
+
+@dataclass
+class TrainState:
+    """What callbacks see. Counters are totals over the whole run, resumes included."""
+
+    run_dir: Path
+    opts: TrainOptions
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0  # steps done in the current epoch
+    cur_nimg: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # latest logged averages
+    images_per_s: float = 0.0
+    generator: Generator | None = None  # the module used for samples and export (EMA when on)
+
+    @property
+    def total_epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+
+class Callback:
+    """Hooks into the loop; override what you need (dcgan-rt evaluate adds --eval-every here)."""
+
+    def on_start(self, state: TrainState) -> None: ...
+
+    def on_log(self, state: TrainState) -> None: ...
+
+    def on_epoch_end(self, state: TrainState) -> None: ...
+
+    def on_end(self, state: TrainState) -> None: ...
+
+    def message(self, text: str) -> None:
+        """Warnings and notices from the loop."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda but no CUDA GPU is visible to PyTorch: use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, opts: TrainOptions) -> torch.dtype | None:
+    """bf16 where the GPU has it (no loss scaling needed), else fp16; None on the CPU."""
+    if device.type != "cuda" or not opts.amp:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def wrap_models(g: nn.Module, d: nn.Module, device: torch.device, opts: TrainOptions) -> tuple[nn.Module, nn.Module]:
+    """Place the models for training (channels_last on CUDA, where cuDNN prefers NHWC).
+    The hook where a DistributedDataParallel wrapper goes."""
+    g, d = g.to(device), d.to(device)
+    if device.type == "cuda" and opts.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    return g, d
+
+
+def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int,
+                 start: int) -> Iterator[torch.Tensor]:
+    """Float batches in [-1, 1] for `epoch`, from batch `start` on, in the (seed, epoch) order."""
+    images = data.images
+    if device.type == "cuda" and images.numel() <= 2 * 1024**3:
+        images = images.to(device)  # keep the uint8 set on the GPU: a batch is one gather
+    for idx in epoch_batches(data.num_images, opts.batch_size, opts.seed, epoch, start):
+        batch = images[idx.to(images.device)].to(device, non_blocking=True)
+        batch = to_float(batch)
+        if device.type == "cuda" and opts.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        yield batch
+
+
+class _Averages:
+    """Sums of per-step scalars kept on the device; one host sync per log interval."""
+
+    KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(len(self.KEYS), device=device, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, values: torch.Tensor) -> None:
+        self.sums += values.detach().double()
+        self.count += 1
+
+    def pop(self) -> dict[str, float]:
+        means = (self.sums / max(self.count, 1)).tolist()
+        self.sums.zero_()
+        self.count = 0
+        return dict(zip(self.KEYS, means))
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop at the next step boundary; a second one aborts."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """One run: models, optimizers, EMA, counters, and the files in its run directory."""
+
+    def __init__(self, opts: TrainOptions, data: TrainData, run_dir: Path, device: torch.device,
+                 callbacks: Sequence[Callback] = ()):
+        self.opts, self.data, self.run_dir, self.device = opts, data, run_dir, device
+        self.callbacks = list(callbacks)
+        cfg = opts.model_config
+        torch.manual_seed(opts.seed)
+        g, d = build_generator(cfg), build_discriminator(cfg)
+        self.ema = GeneratorEMA(g, opts.ema_kimg, opts.ema_rampup) if opts.ema_kimg > 0 else None
+        self.g, self.d = wrap_models(g, d, device, opts)
+        if self.ema is not None:
+            self.ema.module.to(device)
+        betas = (opts.beta1, opts.beta2)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=opts.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.lr_d, betas=betas)
+        self.amp_dtype = autocast_dtype(device, opts)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.noise = torch.Generator(device=device).manual_seed(opts.seed + 1)
+        spe = steps_per_epoch(data.num_images, opts.batch_size)
+        self.state = TrainState(run_dir, opts, spe, opts.total_steps(spe))
+        self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, opts.grid_size, cfg.z_dim))
+        self.real_label = 1.0 - opts.label_smoothing
+
+    # -- one optimisation step ----------------------------------------------------------
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One D update and one G update (non-saturating BCE); returns
+        [loss_D, loss_G, mean D(x), mean D(G(z))] as a tensor (no host sync)."""
+        g, d = self.g, self.d
+        z = torch.randn(real.shape[0], self.opts.z_dim, device=self.device, generator=self.noise)
+        with self._autocast():
+            fake = g(z)  # (B, C, H, W)
+            d_real = d(real).float()  # (B,) logits
+            d_fake = d(fake.detach()).float()
+            loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.real_label))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_d)
+
+        # G step: gradients flow through D to the images only; D's weight gradients are
+        # not needed, and skipping them saves a third of this backward pass.
+        d.requires_grad_(False)
+        with self._autocast():
+            d_gen = d(fake).float()
+            loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        d.requires_grad_(True)
+
+        batch = real.shape[0]
+        self.state.cur_nimg += batch
+        if self.ema is not None:
+            self.ema.update(self.g, batch, self.state.cur_nimg)
+        with torch.no_grad():
+            return torch.stack([loss_d.detach(), loss_g.detach(),
+                                torch.sigmoid(d_real.detach()).mean(), torch.sigmoid(d_fake.detach()).mean()])
+
+    # -- what gets sampled and exported ---------------------------------------------------
+
+    def release_generator(self) -> Generator:
+        """The EMA generator with BatchNorm statistics measured for its own weights (or the
+        raw generator, eval mode, when the EMA is off)."""
+        if self.ema is None:
+            return self.g
+        recalibrate_batchnorm(self.ema.module, self.opts.z_dim, self.device, seed=self.opts.seed)
+        return self.ema.module
+
+    @torch.no_grad()
+    def sample_fixed(self, generator: Generator) -> np.ndarray:
+        was_training = generator.training
+        generator.eval()
+        try:
+            images = generator(self.sample_z.to(self.device)).float()
+        finally:
+            generator.train(was_training)
+        return to_uint8(images).cpu().numpy()
+
+    def save_epoch_outputs(self, epoch_number: int) -> None:
+        """Sample grid for `epoch_number`, then checkpoint and release artifact."""
+        generator = self.release_generator()
+        self.state.generator = generator
+        plots.save_grid(self.sample_fixed(generator), self.run_dir / SAMPLES_DIR / f"epoch_{epoch_number:04d}.png",
+                        cols=int(math.sqrt(self.opts.grid_size)) or None)
+        self.save_checkpoint()
+        self.save_release(generator)
+
+    def save_checkpoint(self) -> None:
+        s = self.state
+        save_checkpoint(self.run_dir, {
+            "G": self.g.state_dict(), "D": self.d.state_dict(),
+            "G_ema": self.ema.state_dict() if self.ema is not None else {},
+            "opt_G": self.opt_g.state_dict(), "opt_D": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch, "cur_nimg": s.cur_nimg,
+            "rng": rng_state(self.noise),
+            "model_config": self.opts.model_config.to_dict(),
+        })
+
+    def save_release(self, generator: Generator) -> None:
+        card = ModelCard(
+            self.opts.model_config, training_step=self.state.step, dataset=self.data.name,
+            weights="ema" if self.ema is not None else "raw",
+            extra={"run": self.run_dir.name, "seed": self.opts.seed, "epoch": self.state.epoch,
+                   "images_seen": self.state.cur_nimg},
+        )
+        was_training = generator.training
+        save_generator(generator.eval(), card, self.run_dir)
+        generator.train(was_training)
+
+    def load(self, ckpt: dict[str, Any]) -> None:
+        self.g.load_state_dict(ckpt["G"])
+        self.d.load_state_dict(ckpt["D"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["G_ema"])
+        self.opt_g.load_state_dict(ckpt["opt_G"])
+        self.opt_d.load_state_dict(ckpt["opt_D"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"], self.noise)
+        s = self.state
+        s.step, s.epoch, s.batch_in_epoch, s.cur_nimg = (
+            int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["cur_nimg"]))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _emit(self, hook: str) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self.state)
+
+    def _log(self, averages: _Averages, metrics_fh, seconds: float, images: int) -> None:
+        s = self.state
+        values = averages.pop()
+        s.images_per_s = images / seconds if seconds > 0 else 0.0
+        s.metrics = values
+        bad = [k for k in ("loss_d", "loss_g") if not math.isfinite(values[k])]
+        if bad:
+            self._numerical_failure(bad[0], values[bad[0]])
+        row = {"step": s.step, "epoch": s.epoch + s.batch_in_epoch / s.steps_per_epoch, "kimg": s.cur_nimg / 1000,
+               **{k: round(v, 6) for k, v in values.items()}, "images_per_s": round(s.images_per_s, 1),
+               "time": round(time.time(), 3)}
+        metrics_fh.write(json.dumps(row) + "\n")
+        metrics_fh.flush()
+        self._emit("on_log")
+
+    def _numerical_failure(self, name: str, value: float) -> None:
+        s = self.state
+        if (self.run_dir / "checkpoint.pt").is_file():
+            kept = f"the last good checkpoint in {self.run_dir} is kept"
+        else:
+            kept = "no checkpoint had been written yet"
+        raise NumericalError(f"{name} became {value} at step {s.step}: training diverged (try lower learning rates, "
+                             f"e.g. --lr-g/--lr-d 1e-4); {kept}")
+
+    def run(self) -> TrainState:
+        s, opts = self.state, self.opts
+        samples = self.run_dir / SAMPLES_DIR
+        samples.mkdir(exist_ok=True)
+        _truncate_metrics(self.run_dir / METRICS_FILE, s.step)
+        self._emit("on_start")
+        averages = _Averages(self.device)
+        with open(self.run_dir / METRICS_FILE, "a") as metrics_fh, _StopFlag() as stop:
+            interval_start, interval_images = time.perf_counter(), 0
+            while s.step < s.total_steps:
+                for real in make_batches(self.data, self.device, opts, s.epoch, s.batch_in_epoch):
+                    averages.add(self.train_step(real))
+                    s.step += 1
+                    s.batch_in_epoch += 1
+                    interval_images += real.shape[0]
+                    if s.step % opts.log_every == 0 or s.step == s.total_steps:
+                        self._log(averages, metrics_fh, time.perf_counter() - interval_start, interval_images)
+                        interval_start, interval_images = time.perf_counter(), 0
+                    if stop.requested:
+                        if averages.count:
+                            self._log(averages, metrics_fh, time.perf_counter() - interval_start, interval_images)
+                        self.save_epoch_outputs(s.epoch + 1)
+                        raise TrainingInterrupted(self.run_dir, s.step)
+                    if s.step >= s.total_steps:
+                        break
+                if s.batch_in_epoch >= s.steps_per_epoch:
+                    s.epoch += 1
+                    s.batch_in_epoch = 0
+                    epoch_number = s.epoch
+                else:
+                    epoch_number = s.epoch + 1  # --steps ended inside an epoch
+                t = time.perf_counter()
+                self.save_epoch_outputs(epoch_number)
+                self._emit("on_epoch_end")
+                interval_start += time.perf_counter() - t  # saving is not training time
+        self.finish()
+        self._emit("on_end")
+        return s
+
+    def finish(self) -> None:
+        """The end-of-run pictures (also fine to call after an interruption)."""
+        write_run_plots(self.run_dir, self.data, self.opts)
+
+
+def write_run_plots(run_dir: Path, data: TrainData, opts: TrainOptions) -> None:
+    from PIL import Image
+
+    grid_paths = sorted((run_dir / SAMPLES_DIR).glob("epoch_*.png"))
+    grids, labels = [], []
+    for path in grid_paths:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+        grids.append(_cells(arr, opts.img_resolution, opts.img_channels, opts.grid_size))
+        labels.append(f"ep {int(path.stem.split('_')[1])}")
+    if grids:
+        plots.save_progression(grids, labels, run_dir / "progress.png", run_dir / "progress.gif")
+        n = min(64, opts.grid_size)
+        real_idx = torch.randperm(data.num_images, generator=torch.Generator().manual_seed(opts.seed))[:n]
+        plots.save_real_vs_generated(data.images[real_idx].numpy(), grids[-1][:n], run_dir / "real_vs_generated.png")
+    plots.save_loss_curves(run_dir / METRICS_FILE, run_dir / "losses.png")
+
+
+def _cells(grid: np.ndarray, res: int, channels: int, n: int) -> np.ndarray:
+    """Cut a saved sample grid back into (n, C, res, res) images (the inverse of save_grid)."""
+    scale = plots.display_scale(res)
+    if grid.ndim == 2:
+        grid = grid[..., None]
+    grid = grid[::scale, ::scale, :channels]
+    cols = int(math.sqrt(n)) or 1
+    cell = res + 2
+    out = np.zeros((n, channels, res, res), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = 2 + r * cell, 2 + c * cell
+        patch = grid[y:y + res, x:x + res]
+        if patch.shape[:2] == (res, res):
+            out[i] = patch.transpose(2, 0, 1)
+    return out
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines past `step` (written after the checkpoint a resume starts from)."""
+    if not path.is_file():
+        return
+    keep = [r for r in plots.read_metrics(path) if r.get("step", 0) <= step]
+    from dcgan_rt.atomic import write_text
+
+    write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def read_train_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DcganRtError(f"{run_dir} has no {CONFIG_FILE}: pass a run directory made by dcgan-rt train") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DcganRtError(f"cannot read {path} ({exc})") from None
+
+
+def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
+    """The run's recorded options with the allowed overrides (epochs/steps/device) applied.
+    Any other option given with --resume must equal the recorded one."""
+    recorded = TrainOptions.from_dict(read_train_config(run_dir).get("options", {}))
+    changes = {}
+    for key, value in overrides.items():
+        if value is None or getattr(recorded, key) == value:
+            continue
+        if key not in RESUMABLE_OVERRIDES:
+            raise UsageError(f"--{key.replace('_', '-')} {value} differs from the run being resumed "
+                             f"({getattr(recorded, key)}); --resume continues a run as configured "
+                             "(only --epochs, --steps and --device may change)")
+        changes[key] = value
+    if "epochs" in changes:
+        changes.setdefault("steps", None)
+    if "steps" in changes:
+        changes.setdefault("epochs", None)
+    return recorded.replace(**changes)
+
+
+def _write_config(run_dir: Path, opts: TrainOptions, data: TrainData, device: torch.device,
+                  spe: int, resumed_from_step: int | None = None) -> None:
+    path = run_dir / CONFIG_FILE
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    resumes = previous.get("resumes", [])
+    if resumed_from_step is not None:
+        resumes.append({"step": resumed_from_step, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    write_json(path, {
+        "options": opts.to_dict(),
+        "model_config": opts.model_config.to_dict(),
+        "dataset": {"name": data.name, "num_images": data.num_images, "skipped": len(data.skipped)},
+        "steps_per_epoch": spe,
+        "total_steps": opts.total_steps(spe),
+        "device": str(device),
+        "tool_version": __version__,
+        "torch_version": torch.__version__,
+        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        "command": previous.get("command", sys.argv),
+        "resumes": resumes,
+    })
+
+
+def train_run(opts: TrainOptions, resume: str | Path | None = None, callbacks: Sequence[Callback] = (),
+              on_run_dir: Callable[[Path], None] | None = None) -> TrainState:
+    """Train (or continue) a run; returns its final state. `on_run_dir` is told the run
+    directory as soon as it exists (the CLI prints it)."""
+    messages = [cb.message for cb in callbacks]
+
+    def warn(text: str) -> None:
+        for m in messages:
+            m(text)
+
+    ckpt = None
+    if resume is not None:
+        run_dir = Path(resume)
+        if not run_dir.is_dir():
+            raise UsageError(f"--resume {run_dir}: no such run directory (pass e.g. runs/latest or runs/00003-...)")
+        ckpt = load_checkpoint(run_dir)
+    device = resolve_device(opts.device)
+    data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=warn)
+    spe = steps_per_epoch(data.num_images, opts.batch_size)
+    if spe < 1:
+        raise UsageError(f"--batch-size {opts.batch_size} is larger than the data set ({data.num_images} images): "
+                         "lower --batch-size or add images")
+    if ckpt is not None:
+        done, total = int(ckpt["step"]), opts.total_steps(spe)
+        if done >= total:
+            raise UsageError(f"{run_dir} has already trained {done} of {total} steps: pass a larger --epochs or "
+                             "--steps to train further")
+        run_dir = run_dir.resolve()
+    else:
+        run_dir = create_run_dir(opts.out, run_desc(data.name, opts.img_resolution))
+    _write_config(run_dir, opts, data, device, spe, resumed_from_step=int(ckpt["step"]) if ckpt else None)
+    if ckpt is None:
+        update_latest(run_dir)
+    if on_run_dir:
+        on_run_dir(run_dir)
+    trainer = Trainer(opts, data, run_dir, device, callbacks)
+    if ckpt is not None:
+        trainer.load(ckpt)
+    return trainer.run()
