@@ -158,7 +158,7 @@ def sweep(configs: dict, batch_sizes: list[int], rounds: int, warmup: int, repea
                 # so that load from other processes affects both about alike.
                 ceiling = matmul_ceiling()
                 ceilings.append(ceiling["flops_per_s"])
-                stats = summarize(time_calls(lambda: run(zs[b]), warmup, repeats), b)
+                stats = summarize(time_calls(lambda: run(zs[b]), warmup, repeats), b)  # noqa: B023
                 stats["share"] = stats["images_per_s"] * flops / ceiling["flops_per_s"]
                 rows.setdefault((name, b), []).append(stats)
         log(f"round {r + 1}/{rounds}: best share of the ceiling: " + ", ".join(

@@ -60,10 +60,11 @@ def main() -> None:
         results = []
         for n in counts:
             out = Path(tmp) / f"out-{n}"
-            rss, wall = peak_rss(cli + ["generate", str(model), "-n", str(n), "--out", str(out), "--format", args.format])
+            rss, wall = peak_rss(cli + ["generate", str(model), "-n", str(n), "--out", str(out),
+                                        "--format", args.format])
             results.append((n, rss, wall))
-            print(f"{n:>9,} images ({args.format}): peak RSS {rss / 2**20:7.1f} MiB, {wall:6.1f} s, {n / wall:,.0f} images/s",
-                  flush=True)
+            print(f"{n:>9,} images ({args.format}): peak RSS {rss / 2**20:7.1f} MiB, {wall:6.1f} s, "
+                  f"{n / wall:,.0f} images/s", flush=True)
             shutil.rmtree(out)
     (n0, r0, _), (n1, r1, _) = results[0], results[-1]
     print(f"peak RSS at {n1:,} images / at {n0:,} images = {r1 / r0:.2f} (1.00 = flat)")

@@ -27,7 +27,8 @@ def bench(
                                          "tensorrt.")] = "all",
     batch_size: Annotated[str, typer.Option("--batch-size", help="Comma-separated batch sizes.")] = "1,8,32,64,128",
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls per batch size.")] = 3,
-    repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per batch size (the median is reported).")] = 10,
+    repeats: Annotated[int, typer.Option("--repeats",
+                                         help="Timed calls per batch size (the median is reported).")] = 10,
     formats: Annotated[str, typer.Option("--formats", help="Output formats for the end-to-end generate run, "
                                          "or 'none'.")] = "png,npy,tar",
     images: Annotated[int, typer.Option("--images", help="Images per end-to-end generate run.")] = 2048,
@@ -66,8 +67,9 @@ def bench(
 def print_report(report: dict) -> None:
     m, machine, ceiling = report["model"], report["machine"], report["ceiling"]
     cpu = ceiling["cpu"]
+    gpu_name = (machine.get("gpu") or {}).get("name")
     console.print(f"[bold]machine[/]: {machine['cpu']}, {machine['usable_cores']} of {machine['cores']} cores usable"
-                  + (f", GPU {machine['gpu']['name']}" if machine.get("gpu") and "name" in machine["gpu"] else ", no GPU")
+                  + (f", GPU {gpu_name}" if gpu_name else ", no GPU")
                   + "; " + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()), highlight=False)
     console.print(f"[bold]model[/]: {m['path']} {m['config']}; {m['flops_per_image'] / 1e6:.1f} MFLOP/image "
                   f"({m['flops_method']})", highlight=False)

@@ -1,10 +1,200 @@
-"""`dcgan-rt train` (placeholder until its issue lands)."""
+"""`dcgan-rt train`: train a DCGAN and write a run directory (DESIGN §7).
 
-from dcgan_rt.cli.common import handle_errors
-from dcgan_rt.errors import DcganRtError
+CLI tier. Options default to None so a resumed run can tell what the user asked to
+change; the recipe's real defaults live in dcgan_rt.train.options.TrainOptions.
+torch is imported inside the command.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
+from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions
+
+D = TrainOptions()
+
+
+def _opt(*names: str, help: str, default=None, **kw):
+    shown = f" [default: {default}]" if default is not None else ""
+    return typer.Option(*names, help=help + shown, show_default=False, **kw)
 
 
 @handle_errors
-def train() -> None:
-    """Not implemented yet."""
-    raise DcganRtError("dcgan-rt train is not implemented yet")
+def train(
+    data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built in, offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
+    data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
+    out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=DEFAULT_EPOCHS)] = None,
+    steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.")] = None,
+    img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=D.img_resolution)] = None,
+    img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=D.img_channels)] = None,
+    batch_size: Annotated[Optional[int], _opt("--batch-size", help="Images per step.", default=D.batch_size)] = None,
+    z_dim: Annotated[Optional[int], _opt("--z-dim", help="Latent size.", default=D.z_dim)] = None,
+    g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=D.g_width)] = None,
+    d_width: Annotated[Optional[int], _opt("--d-width", help="Discriminator channels at full resolution (ndf).", default=D.d_width)] = None,
+    lr_g: Annotated[Optional[float], _opt("--lr-g", help="Generator Adam learning rate.", default=D.lr_g)] = None,
+    lr_d: Annotated[Optional[float], _opt("--lr-d", help="Discriminator Adam learning rate.", default=D.lr_d)] = None,
+    beta1: Annotated[Optional[float], _opt("--beta1", help="Adam beta1.", default=D.beta1)] = None,
+    beta2: Annotated[Optional[float], _opt("--beta2", help="Adam beta2.", default=D.beta2)] = None,
+    label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="One-sided: D's target for real images is 1 minus this.", default=D.label_smoothing)] = None,
+    ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off).", default=D.ema_kimg)] = None,
+    device: Annotated[Optional[str], _opt("--device", help="auto, cpu or cuda.", default=D.device)] = None,
+    amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", default="on")] = None,
+    sync_bn: Annotated[Optional[bool], _opt("--sync-bn/--no-sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over the global batch, not each rank's share (docs/distributed.md).", default="off")] = None,
+    resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.")] = None,
+    seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
+) -> None:
+    """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
+    given = {
+        "data": data, "data_root": str(data_root) if data_root else None, "out": str(out) if out else None,
+        "epochs": epochs, "steps": steps, "img_resolution": img_resolution, "img_channels": img_channels,
+        "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
+        "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "ema_kimg": ema_kimg,
+        "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
+    }
+    from dcgan_rt.train.distributed import world_from_env
+    from dcgan_rt.train.loop import TrainingInterrupted, resume_options, train_run
+
+    main = world_from_env().is_main  # under torchrun only rank 0 reports
+
+    if resume is not None:
+        if not resume.is_dir():
+            from dcgan_rt.errors import DcganRtError
+
+            raise DcganRtError(f"--resume {resume}: run directory not found (pass one that dcgan-rt train made, "
+                               "e.g. runs/latest)")
+        opts = resume_options(resume, {k: v for k, v in given.items() if k not in ("out",)})
+    else:
+        opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
+
+    progress = (TtyProgress() if is_tty() else PlainProgress()) if main else _Base()
+    start = time.perf_counter()
+    try:
+        with progress:
+            state = train_run(opts, resume=resume, callbacks=[progress], on_run_dir=progress.announce)
+    except TrainingInterrupted as exc:
+        if main:
+            err_console.print(f"[yellow]{exc}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    if not main:
+        return
+    minutes = (time.perf_counter() - start) / 60
+    console.print(f"done: {state.step} steps ({state.cur_nimg:,} images) in {minutes:.1f} min; "
+                  f"generator: {state.run_dir / 'generator.safetensors'}", highlight=False, soft_wrap=True)
+    console.print(str(state.run_dir), highlight=False, soft_wrap=True)
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _metrics_text(state) -> str:
+    m = state.metrics
+    if not m:
+        return ""
+    return (f"loss_D {m['loss_d']:.3f}  loss_G {m['loss_g']:.3f}  D(x) {m['d_real']:.2f}  "
+            f"D(G(z)) {m['d_fake']:.2f}  {state.images_per_s:,.0f} img/s")
+
+
+class _Base:
+    """A loop Callback (duck-typed: the loop only calls these methods)."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.step0 = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def announce(self, run_dir: Path) -> None:
+        console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+
+    def message(self, text: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+
+    def eta(self, state) -> float:
+        done = state.step - self.step0
+        if done <= 0:
+            return 0.0
+        return (time.perf_counter() - self.t0) / done * (state.total_steps - state.step)
+
+    def on_start(self, state) -> None:
+        self.t0, self.step0 = time.perf_counter(), state.step
+        o = state.opts
+        cfg = o.model_config
+        console.print(
+            f"training on {o.data} ({state.steps_per_epoch * o.batch_size:,} images/epoch) at {cfg.img_resolution}px, "
+            f"{state.total_epochs} epochs = {state.total_steps} steps of {o.batch_size}"
+            + (f", from step {state.step}" if state.step else ""), highlight=False, soft_wrap=True)
+
+    def on_log(self, state) -> None: ...
+
+    def on_epoch_end(self, state) -> None: ...
+
+    def on_end(self, state) -> None: ...
+
+
+class PlainProgress(_Base):
+    """Log lines for pipes and files: one per epoch, and at most one every 30 s in between."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = 0.0
+
+    def _line(self, state) -> None:
+        self.last = time.perf_counter()
+        console.print(f"epoch {state.epoch + (1 if state.batch_in_epoch else 0)}/{state.total_epochs} "
+                      f"step {state.step}/{state.total_steps}  {_metrics_text(state)}  ETA {_fmt_eta(self.eta(state))}",
+                      highlight=False, soft_wrap=True)
+
+    def on_log(self, state) -> None:
+        if time.perf_counter() - self.last >= 30:
+            self._line(state)
+
+    def on_epoch_end(self, state) -> None:
+        self._line(state)
+
+
+class TtyProgress(_Base):
+    """A rich progress bar with the losses, D's outputs, images/s and ETA."""
+
+    def __init__(self):
+        super().__init__()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def announce(self, run_dir: Path) -> None:
+        self.progress.console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+
+    def on_start(self, state) -> None:
+        super().on_start(state)
+        self.task = self.progress.add_task("train", total=state.total_steps, completed=state.step,
+                                           epoch=f"{state.epoch + 1}/{state.total_epochs}", metrics="")
+
+    def on_log(self, state) -> None:
+        epoch = min(state.epoch + 1, state.total_epochs)
+        self.progress.update(self.task, completed=state.step, epoch=f"{epoch}/{state.total_epochs}",
+                             metrics=_metrics_text(state))

@@ -103,8 +103,8 @@ def matmul_ceiling(n: int = 2048, repeats: int = 3) -> dict:
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     out = np.empty_like(a)
     by_library["numpy"] = 2 * n**3 / float(np.median(time_calls(lambda: np.matmul(a, a, out=out), 1, repeats)))
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
+    torch = sys.modules.get("torch")  # None when absent, or blocked as in the no-torch tests
+    if torch is not None:
         t = torch.from_numpy(a)
         t_out = torch.empty_like(t)
         by_library["torch"] = 2 * n**3 / float(np.median(time_calls(lambda: torch.matmul(t, t, out=t_out), 1, repeats)))
@@ -124,20 +124,20 @@ def gpu_matmul_ceiling(device: int = 0, n: int = 8192, repeats: int = 10) -> dic
         return None
     dev = torch.device(f"cuda:{device}")
     rates = {}
-    for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
-        a = torch.randn(n, n, device=dev, dtype=dtype)
-        out = torch.empty_like(a)
-        tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 ceiling is true fp32
+    try:
+        for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+            a = torch.randn(n, n, device=dev, dtype=dtype)
+            out = torch.empty_like(a)
 
-        def run():
-            torch.matmul(a, a, out=out)
-            torch.cuda.synchronize(dev)
+            def run(a=a, out=out):
+                torch.matmul(a, a, out=out)
+                torch.cuda.synchronize(dev)
 
-        try:
             rates[name] = 2 * n**3 / float(np.median(time_calls(run, 2, repeats)))
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     return {"flops_per_s": rates, "source": f"torch.matmul {n}x{n} on {torch.cuda.get_device_name(dev)}"}
 
 
@@ -238,7 +238,7 @@ def run_bench(model: str | Path, backends: list[str] | None = None, batch_sizes=
                 row = {"backend": target.backend, "detail": backend.describe(), "model": target.path.name,
                        "device": target.device, "precision": target.precision, "output": target.output,
                        "batch_size": batch_size,
-                       **summarize(time_calls(lambda: backend(z), warmup, repeats), batch_size)}
+                       **summarize(time_calls(lambda: backend(z), warmup, repeats), batch_size)}  # noqa: B023
                 if type(backend).map_images is not _base_map_images():
                     row["pipelined_images_per_s"] = _pipelined_rate(backend, z, warmup, repeats)
                 results.append(row)
@@ -271,7 +271,8 @@ def run_bench(model: str | Path, backends: list[str] | None = None, batch_sizes=
 def check_batch_sizes(batch_sizes) -> tuple[int, ...]:
     sizes = tuple(batch_sizes)
     if not sizes or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in sizes):
-        raise UsageError(f"--batch-size needs positive integers, e.g. 1,8,64; got {', '.join(map(str, sizes)) or 'none'}")
+        got = ", ".join(map(str, sizes)) or "none"
+        raise UsageError(f"--batch-size needs positive integers, e.g. 1,8,64; got {got}")
     return sizes
 
 

@@ -106,7 +106,31 @@ def read_manifest(path: Path) -> dict | None:
         raise OutputConflictError(
             f"{path} is not a dcgan-rt generate manifest; choose another --out or pass --overwrite"
         )
+    _check_fields(data, path)
     return data
+
+
+# The fields a run reads back from a manifest, and their JSON types.
+_FIELDS = {"schema_version": int, "model": dict, "seed": int, "start": int, "count": int, "end": int,
+           "format": str, "save_latents": bool, "image": dict, "runs": list, "complete": bool}
+
+
+def _check_fields(data: dict, path: Path) -> None:
+    """Validate before use: a hand-edited or damaged manifest is one clear error, not a traceback."""
+    problems = [f"{key!r} should be {typ.__name__}, got {data.get(key)!r}" for key, typ in _FIELDS.items()
+                if not isinstance(data.get(key), typ) or (typ is int and isinstance(data.get(key), bool))]
+    if isinstance(data.get("runs"), list) and not all(isinstance(r, dict) for r in data["runs"]):
+        problems.append("'runs' should list objects")
+    if not (data.get("images_per_file") is None or type(data.get("images_per_file")) is int):
+        problems.append(f"'images_per_file' should be an integer or null, got {data.get('images_per_file')!r}")
+    shard = data.get("shard")
+    if is_part_name(path.name) and not (isinstance(shard, dict) and type(shard.get("index")) is int):
+        problems.append(f"'shard' should be an object with an integer index, got {shard!r}")
+    if problems:
+        raise OutputConflictError(
+            f"{path} is damaged ({'; '.join(problems[:2])}); remove it or pass --overwrite to start this "
+            "directory afresh"
+        )
 
 
 def existing_manifests(out_dir: Path) -> dict[str, dict]:

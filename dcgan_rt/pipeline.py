@@ -224,7 +224,15 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputDirError(f"cannot create --out {out} ({exc.strerror}): choose a writable directory") from None
-        return _run_job(job, out, backend, batch, shard or (0, 1), req.overwrite, rep)
+        try:
+            return _run_job(job, out, backend, batch, shard or (0, 1), req.overwrite, rep)
+        except OSError as exc:  # disk full, quota, file size limit, a vanished mount...
+            # numpy reports a short write with no errno ("256000 requested and 199872 written")
+            reason = exc.strerror or f"short write: {exc}"
+            raise OutputDirError(
+                f"cannot write to {out} ({reason}); the file being written was removed and finished files are "
+                "kept: free some space (or fix the folder) and run the same command again to resume"
+            ) from exc
 
 
 def _cpu_count() -> int:
@@ -299,7 +307,7 @@ def _is_ours(name: str) -> bool:
 
 def _prepare_dir(out: Path, job: Job, writer: Writer, overwrite: bool, k: int, num_shards: int,
                  lo: int, hi: int, rep: Reporter) -> None:
-    manifests = existing_manifests(out)
+    manifests = _readable_manifests(out, overwrite, rep)
     bad = {name: why for name, m in manifests.items() if (why := conflicts(m, job))}
     foreign = not manifests and any(
         not (e.name in _LOCK_FILES or e.name.startswith(".dcgan-rt.") or temp_target(e.name))
@@ -328,6 +336,23 @@ def _prepare_dir(out: Path, job: Job, writer: Writer, overwrite: bool, k: int, n
                 temps += 1
     if temps:
         rep.info(f"removed {temps} partial files a killed run left behind")
+
+
+def _readable_manifests(out: Path, overwrite: bool, rep: Reporter) -> dict[str, dict]:
+    """existing_manifests(out); with --overwrite a damaged manifest is removed instead of refused."""
+    try:
+        return existing_manifests(out)
+    except OutputConflictError:
+        if not overwrite:
+            raise
+    for path in sorted(out.glob("manifest*.json")):
+        if path.name == MANIFEST_NAME or is_part_name(path.name):
+            try:
+                read_manifest(path)
+            except OutputConflictError:
+                path.unlink(missing_ok=True)
+                rep.info(f"--overwrite: removed the damaged {path.name}")
+    return existing_manifests(out)
 
 
 def _clear(out: Path, job: Job, bad_manifests: set[str], k: int, num_shards: int, lo: int, hi: int) -> int:

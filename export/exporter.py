@@ -20,7 +20,7 @@ from typing import Callable
 from dcgan_rt import __version__
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.engine_sidecar import EngineSidecar, load_engine, sidecar_path
-from dcgan_rt.errors import NumericalError, UsageError
+from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 from dcgan_rt.export.engine import build_engine, engine_runner
 from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
 from dcgan_rt.export.parity import (
@@ -66,11 +66,14 @@ def export_model(model: str | Path, out: str | Path | None = None, fp16: bool = 
         for name in _ordered(os.listdir(stage)):
             os.replace(stage / name, out_dir / name)
             report.files.append(out_dir / name)
-    except BaseException:
+    except BaseException as exc:
         if created:
             shutil.rmtree(stage, ignore_errors=True)
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # only if empty: never remove what was there before
+        if isinstance(exc, OSError):  # disk full, quota, file size limit
+            raise DcganRtError(f"cannot write the export to {out_dir} ({exc.strerror or exc}); nothing was "
+                               "written: free some space and run dcgan-rt export again") from exc
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -145,11 +145,13 @@ class _Rewriter:
             for i, (a, b) in enumerate(phases):
                 name = f"{base}_p{a}{b}"
                 starts = self._add_init(f"{name}_starts", np.array([i * c_out, a, b], np.int64))
-                ends = self._add_init(f"{name}_ends", np.array([(i + 1) * c_out, big if a else -1, big if b else -1], np.int64))
+                ends = self._add_init(f"{name}_ends",
+                                      np.array([(i + 1) * c_out, big if a else -1, big if b else -1], np.int64))
                 new.append(helper.make_node("Slice", [grid, starts, ends, axes], [f"{name}_y"], name=f"{name}_slice"))
                 parts.append(f"{name}_y")
         new.append(helper.make_node("Concat", parts, [f"{base}_phases"], name=f"{base}_concat", axis=1))
-        new.append(helper.make_node("DepthToSpace", [f"{base}_phases"], [y], name=f"{base}_d2s", blocksize=2, mode="DCR"))
+        new.append(helper.make_node("DepthToSpace", [f"{base}_phases"], [y], name=f"{base}_d2s",
+                                    blocksize=2, mode="DCR"))
         return new
 
     def _flat_input_reshape(self, node, c_in: int):

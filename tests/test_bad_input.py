@@ -315,7 +315,7 @@ TRAIN_CASES = [
       lambda w: ["train", "--out", w.out, "--img-channels", "2", "--steps", "1"]),
     C("train/batch-size-zero", 2, "--batch-size", lambda w: ["train", "--out", w.out, "--batch-size", "0",
                                                              "--steps", "1"]),
-    C("train/z-dim-zero", 2, "z_dim", lambda w: ["train", "--out", w.out, "--z-dim", "0", "--steps", "1"]),
+    C("train/z-dim-zero", 2, "--z-dim", lambda w: ["train", "--out", w.out, "--z-dim", "0", "--steps", "1"]),
     C("train/epochs-and-steps", 2, ("--epochs", "--steps"),
       lambda w: ["train", "--out", w.out, "--epochs", "1", "--steps", "5"]),
     C("train/data-unknown-name", 2, ("unknown --data 'imagenet'",),

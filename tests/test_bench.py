@@ -7,6 +7,8 @@ No timed assertions: speed targets live in benchmarks/ and docs/performance.md.
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 
 import numpy as np
 import pytest
@@ -21,13 +23,30 @@ def test_flops_of_the_default_64px_generator_match_a_hand_count():
     # C_in * C_out * k*k * H_in * W_in for each ConvTranspose2d: z->4x4, 4->8, 8->16, 16->32, 32->64
     macs = 100 * 512 * 16 * 1 + 512 * 256 * 16 * 16 + 256 * 128 * 16 * 64 + 128 * 64 * 16 * 256 + 64 * 3 * 16 * 1024
     assert generator_flops(cfg) == 2 * macs == 209_256_448
-    assert [(l.c_in, l.c_out, l.h_in) for l in generator_layers(cfg)] == [
+    assert [(layer.c_in, layer.c_out, layer.h_in) for layer in generator_layers(cfg)] == [
         (100, 512, 1), (512, 256, 4), (256, 128, 8), (128, 64, 16), (64, 3, 32)]
 
 
-def test_bench_json_has_every_section_with_sane_values(tiny_onnx):
+def without_torch(tmp_path) -> dict:
+    """Environment for a subprocess in which `import torch` fails, as on an ONNX-only install."""
+    site = tmp_path / "no-torch-site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent("""
+        import sys
+        class _Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ModuleNotFoundError("No module named 'torch' (blocked by the test)")
+        sys.meta_path.insert(0, _Blocker())
+    """))
+    return {"PYTHONPATH": str(site)}
+
+
+def test_bench_json_has_every_section_with_sane_values(tiny_onnx, tmp_path):
+    """Benchmarking an ONNX file needs no torch (blocked here), for the model or the ceiling."""
     proc = run_cli("bench", tiny_onnx, "--json", "--backend", "onnxruntime,openvino", "--batch-size", "1,4",
-                   "--warmup", "1", "--repeats", "3", "--formats", "npy", "--images", "32", check=True)
+                   "--warmup", "1", "--repeats", "3", "--formats", "npy", "--images", "32",
+                   env=without_torch(tmp_path), check=True)
     report = json.loads(proc.stdout)
     assert set(report) >= {"model", "machine", "settings", "ceiling", "results", "best", "generate", "skipped"}
 
@@ -41,7 +60,7 @@ def test_bench_json_has_every_section_with_sane_values(tiny_onnx):
     assert "onnxruntime" in machine["libraries"]
 
     cpu = report["ceiling"]["cpu"]
-    assert cpu["flops_per_s"] > 1e8 and "matmul" in cpu["source"]
+    assert cpu["flops_per_s"] > 1e8 and "matmul" in cpu["source"] and set(cpu["by_library"]) == {"numpy"}
     assert cpu["images_per_s"] == pytest.approx(cpu["flops_per_s"] / report["model"]["flops_per_image"])
 
     rows = report["results"]
@@ -60,15 +79,12 @@ def test_bench_json_has_every_section_with_sane_values(tiny_onnx):
     assert gen["format"] == "npy" and gen["images"] == 32 and gen["images_per_s"] > 0
 
 
-def test_bench_of_a_run_directory_times_torch_and_the_exported_files(tmp_path):
+def test_bench_of_a_run_directory_times_torch_and_the_exported_files(tiny_model_dir, tiny_onnx, tmp_path):
     """A run directory brings its PyTorch weights and whatever `dcgan-rt export` wrote in export/."""
-    from dcgan_rt.export.onnx_export import export_onnx
-    from dcgan_rt.train.release import load_generator
-
-    run = make_model_dir(tmp_path / "run")
-    g, card = load_generator(run)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run)
     (run / "export").mkdir()
-    export_onnx(g, card, run / "export" / "generator.onnx")
+    shutil.copy(tiny_onnx, run / "export" / "generator.onnx")
     proc = run_cli("bench", run, "--json", "--backend", "torch,onnxruntime", "--batch-size", "2",
                    "--warmup", "0", "--repeats", "2", "--formats", "none", check=True)
     report = json.loads(proc.stdout)
@@ -124,7 +140,10 @@ def test_cpu_rewrite_keeps_the_images_and_removes_every_transposed_convolution(t
     assert optimize_for_cpu(fast) is fast  # idempotent
 
     z = latent_range(7, 0, 5, card.model_config.z_dim)
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"z": z})[0]
+    def run(model):
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"z": z})[0]
+
     want, got = run(plain), run(fast)
     assert got.shape == want.shape == (5, *card.model_config.image_shape)
     assert np.abs(got - want).max() <= 1e-5  # DESIGN §5 allows 1e-4 against PyTorch

@@ -2,7 +2,7 @@
 FID Inception on a handful of images, cached real statistics, digit scores, and the CLI.
 
 Inception costs about half a second an image on two CPU cores, so the runs that use it
-here score 8 images: enough to check plumbing, shapes and caching, far too few for a
+here score 3 or 4 images: enough to check plumbing, shapes and caching, far too few for a
 meaningful FID (see docs/evaluate.md for what N does to the spread).
 """
 
@@ -114,13 +114,13 @@ def inception():
 def test_real_inception_features_are_stable_across_batching_and_channels(inception):
     from dcgan_rt.train.data import load_dataset
 
-    digits = load_dataset("mnist-5k", 32, 1).images[:4]  # (4, 1, 32, 32) uint8
-    whole = inception.features(digits, batch_size=4)
-    assert whole.shape == (4, 2048) and whole.min() >= 0 and whole.std() > 0.05
-    np.testing.assert_allclose(inception.features(digits, batch_size=3), whole, atol=1e-4)
-    # Grayscale is fed as the same value in R, G and B.
-    np.testing.assert_allclose(inception.features(digits[:2].expand(-1, 3, -1, -1).contiguous()), whole[:2],
-                               atol=1e-4)
+    digits = load_dataset("mnist-5k", 32, 1).images[:3]  # (3, 1, 32, 32) uint8
+    whole = inception.features(digits, batch_size=3)
+    assert whole.shape == (3, 2048) and whole.min() >= 0 and whole.std() > 0.05
+    assert np.abs(whole[0] - whole[1]).max() > 0.1  # different digits, different features
+    # Batches of 2 + 1, and grayscale fed as the same value in R, G and B: the same features.
+    rgb = digits.expand(-1, 3, -1, -1).contiguous()
+    np.testing.assert_allclose(inception.features(rgb, batch_size=2), whole, atol=1e-4)
     assert inception.sha256 == "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 
 
@@ -141,13 +141,13 @@ def test_digit_scores_tell_real_digits_from_noise():
 @pytest.mark.slow
 def test_cli_evaluate_scores_caches_and_accepts_onnx(tiny_model_dir, tiny_onnx, tmp_path):
     env = {"DCGAN_RT_CACHE": str(tmp_path / "cache")}
-    args = ("--data", "mnist-5k", "-n", "8", "--n-real", "8", "--metrics", "fid,kid", "--json")
+    args = ("--data", "mnist-5k", "-n", "4", "--n-real", "4", "--metrics", "fid,kid", "--json")
     first = run_cli("evaluate", tiny_model_dir, *args, env=env, check=True)
     scores = json.loads(first.stdout)
-    assert scores["num_generated"] == 8 and scores["num_real"] == 8 and scores["img_resolution"] == 16
+    assert scores["num_generated"] == 4 and scores["num_real"] == 4 and scores["img_resolution"] == 16
     assert 50 < scores["fid"] < 1000 and scores["kid"] > 0  # an untrained generator is far from digits
-    assert "8 real images once" in first.stderr
-    cached = list((tmp_path / "cache" / "fid").glob("mnist-5k-16px-1ch-n8-*.npz"))
+    assert "4 real images once" in first.stderr
+    cached = list((tmp_path / "cache" / "fid").glob("mnist-5k-16px-1ch-n4-*.npz"))
     assert [str(p) for p in cached] == [scores["real_stats_cache"]]
     # The same generator as ONNX: real statistics come from the cache, the images (and so FID) agree.
     second = run_cli("evaluate", tiny_onnx, *args, env=env, check=True)
@@ -169,3 +169,30 @@ def test_cli_bad_input_is_one_clear_line(tiny_model_dir, tmp_path, args, code, n
     proc = run_cli("evaluate", *args, env={"DCGAN_RT_CACHE": str(tmp_path)})
     assert_clean_error(proc, code, needle)
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_eval_every_logs_metrics_plots_and_keeps_the_best_generator(tmp_path):
+    from dcgan_rt.model_card import ModelCard
+    from dcgan_rt.train.eval_hook import EvalCallback
+    from dcgan_rt.train.evaluation import evaluate_model
+    from dcgan_rt.train.loop import train_run
+    from dcgan_rt.train.options import TrainOptions
+    from dcgan_rt.train.plots import read_metrics
+
+    # 5,000 digits in batches of 1,000: 5 steps an epoch, three epochs, an evaluation after each.
+    opts = TrainOptions(out=str(tmp_path / "runs"), epochs=3, batch_size=1000, img_resolution=16, z_dim=16,
+                        g_width=8, d_width=8, device="cpu", lr_g=2e-3, lr_d=2e-3)
+    state = train_run(opts, callbacks=[EvalCallback(every=1, num_images=200)])
+    rows = [r for r in read_metrics(state.run_dir / "metrics.jsonl") if "eval/digit_fd" in r]
+    assert [r["step"] for r in rows] == [5, 10, 15]
+    assert all(r["eval/num_images"] == 200 and 0 <= r["eval/digits_recognised"] <= 1 for r in rows)
+    assert "eval/fid" not in rows[0]  # digit runs default to the cheap digit metrics
+    assert (state.run_dir / "eval.png").stat().st_size > 1000
+
+    best_row = min(rows, key=lambda r: r["eval/digit_fd"])
+    best = state.run_dir / "best"
+    assert ModelCard.load(best / "generator.json").training_step == best_row["step"]
+    # What the hook logged is what `dcgan-rt evaluate` measures on the kept generator.
+    again = evaluate_model(best, "mnist-5k", 200, metrics="digits")
+    assert again.digit_fd == pytest.approx(best_row["eval/digit_fd"], rel=1e-3)

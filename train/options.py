@@ -19,7 +19,10 @@ LOSSES = ("bce",)
 DEFAULT_EPOCHS = 20
 
 # Options a resumed run may change; everything else must match the run being continued.
-RESUMABLE_OVERRIDES = ("epochs", "steps", "device")
+# (sync_bn, like device, is about where the run trains: a run may resume on other hardware.
+# The learning rates may change so that a run that diverged can go on from its last good
+# checkpoint with smaller steps.)
+RESUMABLE_OVERRIDES = ("epochs", "steps", "device", "sync_bn", "lr_g", "lr_d")
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # CUDA only: bf16 (or fp16 + GradScaler) autocast
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC memory format for G and D (faster on CUDA and on the CPU)
+    sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
     log_every: int = 10  # steps between metrics.jsonl lines / progress updates
     grid_size: int = 64  # fixed latents drawn in every epoch's sample grid
 

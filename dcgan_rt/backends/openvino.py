@@ -60,7 +60,7 @@ class OpenVinoBackend(Backend):
         z = self._check_z(z)
         parts = np.array_split(z, min(len(self._requests), len(z)))
         requests = self._requests[:len(parts)]
-        for request, part in zip(requests, parts):
+        for request, part in zip(requests, parts, strict=True):
             request.start_async({0: part}, share_inputs=True)
         for request in requests:
             request.wait()

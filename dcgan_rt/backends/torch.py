@@ -25,11 +25,25 @@ def import_torch():
     return torch
 
 
+def check_release_files(model: str | Path) -> None:
+    """generator.json and the safetensors header, checked before torch is imported: a damaged
+    run directory fails in a fraction of a second, as it does for `dcgan-rt export`."""
+    from dcgan_rt.model_card import ModelCard
+    from dcgan_rt.model_info import safetensors_header
+    from dcgan_rt.model_path import resolve_model
+
+    resolved = resolve_model(model)
+    if resolved.kind == "safetensors":
+        ModelCard.load(resolved.card_path)
+        safetensors_header(resolved.path)
+
+
 class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, model: str | Path, device: str = "auto", gpu: int = 0, threads: int | None = None,
                  uint8: bool = True):
+        check_release_files(model)
         torch = import_torch()
         from dcgan_rt.train.release import load_generator
 
