@@ -1,11 +1,13 @@
 """Model-only inference speed of the default 64x64 RGB generator against the measured ceiling.
 
 Every CPU configuration the performance issue names, side by side in one run: PyTorch
-eager and channels_last, ONNX Runtime with its defaults and with dcgan-rt's settings
-(dcgan_rt.backends.ort_options), OpenVINO, each on the plain export and on the
-sub-pixel rewrite (dcgan_rt.export.optimize). Shared machines are noisy, so the
-script runs several rounds; each round measures the ceiling (float32 matmul) next to
-every configuration, and the table reports the median over rounds of each share.
+eager and channels_last; ONNX Runtime with its defaults, with intra-op threads
+(dcgan_rt.backends.ort_options) and with a batch slice per core (dcgan-rt's backend);
+OpenVINO as it comes and with a stream per core (dcgan-rt's backend); the backends on
+the plain export and on the sub-pixel rewrite (dcgan_rt.export.optimize). Shared
+machines are noisy, so the script runs several rounds and measures the ceiling
+(float32 matmul) right before every measurement; the table reports the median over
+rounds of each share.
 Also: startup times (`--help`, `info`, a one-image `generate`) and, with --profile,
 where the time goes per layer.
 

@@ -114,7 +114,7 @@ class Workspace:
 
         model = onnx.load(str(self._onnx))
         convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin",
-                                       size_threshold=0)
+                                       size_threshold=256)
         folder = self.root / "model"
         folder.mkdir()
         onnx.save(model, str(folder / "generator.onnx"))  # writes model/weights.bin beside it

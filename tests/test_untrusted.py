@@ -132,7 +132,7 @@ def test_no_code_path_unpickles_anything_but_tensors():
 def _with_external_data(tiny_onnx: Path, folder: Path) -> Path:
     """The tiny ONNX with its weights in folder/weights.bin (a legitimate layout)."""
     model = onnx.load(str(tiny_onnx))
-    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=256)
     folder.mkdir(parents=True)
     onnx.save(model, str(folder / "generator.onnx"))
     return folder / "generator.onnx"
