@@ -48,6 +48,9 @@ def train(
     sync_bn: Annotated[Optional[bool], _opt("--sync-bn/--no-sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over the global batch, not each rank's share (docs/distributed.md).", default="off")] = None,
     resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.")] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
+    eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
+    eval_n: Annotated[int, _opt("--eval-n", help="Images per --eval-every evaluation.", default=1000)] = 1000,
+    eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits; auto: digits for MNIST runs (cheap), fid,kid otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     given = {
@@ -73,10 +76,20 @@ def train(
         opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
 
     progress = (TtyProgress() if is_tty() else PlainProgress()) if main else _Base()
+    callbacks = [progress]
+    if eval_every < 0:
+        from dcgan_rt.errors import UsageError
+
+        raise UsageError(f"--eval-every must be 0 (off) or a number of epochs, got {eval_every}")
+    if eval_every and main:  # one process scores and keeps best/
+        from dcgan_rt.train.eval_hook import EvalCallback
+
+        callbacks.append(EvalCallback(eval_every, eval_n, eval_metrics, data=opts.data,
+                                      log=lambda text: console.print(text, highlight=False, soft_wrap=True)))
     start = time.perf_counter()
     try:
         with progress:
-            state = train_run(opts, resume=resume, callbacks=[progress], on_run_dir=progress.announce)
+            state = train_run(opts, resume=resume, callbacks=callbacks, on_run_dir=progress.announce)
     except TrainingInterrupted as exc:
         if main:
             err_console.print(f"[yellow]{exc}[/]", highlight=False, soft_wrap=True)

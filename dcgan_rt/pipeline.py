@@ -53,6 +53,7 @@ PREVIEW_IMAGES = 64
 PREVIEW_COLUMNS = 8
 BATCH_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _PROGRESS_SAVE_SECONDS = 10.0
+_TUNE_BATCHES = 4  # per round: two rounds of two batches side by side on two cores
 
 
 class OutputDirError(DcganRtError):
@@ -497,23 +498,27 @@ def _produce(backend: Backend, writer: Writer, seed: int, pending: list[tuple[in
 
 
 def _tune(backend: Backend, stream: _IndexStream, seed: int, emit) -> tuple[int, dict[int, float]]:
-    """--batch-size auto: time real batches of growing size (their images are kept and
-    written like any other) and pick the fastest; stop once two sizes in a row are slower."""
+    """--batch-size auto: time real batches of growing size the way the run will make
+    them (backend.map_images, so batches in flight count), keep the images (they are
+    written like any others) and pick the fastest size; stop once two sizes in a row
+    are slower. Each size gets two rounds of a few batches; the faster round counts,
+    since the first may include one-off setup for a new shape."""
     cap = backend.max_batch or (BATCH_CANDIDATES[-1] if backend.device != "cpu" else 1024)
     rates: dict[int, float] = {}
     best, worse = None, 0
     for size in (b for b in BATCH_CANDIDATES if b <= cap):
-        if stream.left < 3 * size:
+        if stream.left < 2 * _TUNE_BATCHES * size:
             break
-        times = []
-        for _ in range(3):  # the first call of a new shape may include one-off setup
-            idx = stream.take(size)
-            z = latents(seed, idx, backend.z_dim)
+        fastest = 0.0
+        for _ in range(2):
+            batches = [stream.take(size) for _ in range(_TUNE_BATCHES)]
+            zs = [latents(seed, idx, backend.z_dim) for idx in batches]
             t0 = time.perf_counter()
-            images = backend.images(z)
-            times.append(time.perf_counter() - t0)
-            emit(idx, images, z)
-        rates[size] = size / max(min(times), 1e-9)
+            made = list(backend.map_images(zs))
+            fastest = max(fastest, _TUNE_BATCHES * size / max(time.perf_counter() - t0, 1e-9))
+            for idx, images, z in zip(batches, made, zs):
+                emit(idx, images, z)
+        rates[size] = fastest
         if best is None or rates[size] > rates[best]:
             best, worse = size, 0
         else:
@@ -523,7 +528,6 @@ def _tune(backend: Backend, stream: _IndexStream, seed: int, emit) -> tuple[int,
     if best is None:  # too few images to measure anything: one batch
         best = max(1, min(stream.left, cap))
     return best, rates
-
 
 
 def _complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, rep: Reporter) -> bool:

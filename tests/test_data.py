@@ -125,15 +125,22 @@ def test_celeba_reads_img_align_celeba_from_data_root(tmp_path, monkeypatch):
     assert data.name == "celeba" and data.images.shape == (3, 3, 32, 32)
 
 
-@pytest.mark.parametrize("source, needle", [("mnist", "MNIST"), ("celeba", "img_align_celeba")])
-def test_offline_without_files_says_where_to_put_them(cli, tmp_path, source, needle):
+def test_offline_mnist_without_files_says_where_to_put_them(cli, tmp_path):
     root = tmp_path / "empty-root"
     root.mkdir()
-    proc = cli("train", "--data", source, "--data-root", root, "--out", tmp_path / "runs", "--steps", "1",
+    proc = cli("train", "--data", "mnist", "--data-root", root, "--out", tmp_path / "runs", "--steps", "1",
                env=OFFLINE)
-    assert_clean_error(proc, 1, needle, str(root), "--data-root")
+    assert_clean_error(proc, 1, "MNIST", str(root / "MNIST" / "raw"), "train-images-idx3-ubyte", "--data-root")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no half-made run
+
+
+def test_offline_celeba_without_files_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_RT_OFFLINE", "1")
+    with pytest.raises(DataError) as err:
+        load_dataset("celeba", img_resolution=64, img_channels=3, data_root=tmp_path)
+    message = str(err.value)
+    assert "img_align_celeba" in message and str(tmp_path / "celeba") in message and "--data DIR" in message
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch():

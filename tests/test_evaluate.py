@@ -172,27 +172,32 @@ def test_cli_bad_input_is_one_clear_line(tiny_model_dir, tmp_path, args, code, n
 
 
 @pytest.mark.slow
-def test_eval_every_logs_metrics_plots_and_keeps_the_best_generator(tmp_path):
+def test_train_eval_every_logs_metrics_plots_and_keeps_the_best_generator(tmp_path):
     from dcgan_rt.model_card import ModelCard
-    from dcgan_rt.train.eval_hook import EvalCallback
     from dcgan_rt.train.evaluation import evaluate_model
-    from dcgan_rt.train.loop import train_run
-    from dcgan_rt.train.options import TrainOptions
     from dcgan_rt.train.plots import read_metrics
 
     # 5,000 digits in batches of 1,000: 5 steps an epoch, three epochs, an evaluation after each.
-    opts = TrainOptions(out=str(tmp_path / "runs"), epochs=3, batch_size=1000, img_resolution=16, z_dim=16,
-                        g_width=8, d_width=8, device="cpu", lr_g=2e-3, lr_d=2e-3)
-    state = train_run(opts, callbacks=[EvalCallback(every=1, num_images=200)])
-    rows = [r for r in read_metrics(state.run_dir / "metrics.jsonl") if "eval/digit_fd" in r]
+    proc = run_cli("train", "--out", tmp_path / "runs", "--epochs", "3", "--batch-size", "1000",
+                   "--img-resolution", "16", "--z-dim", "16", "--g-width", "8", "--d-width", "8", "--device", "cpu",
+                   "--lr-g", "2e-3", "--lr-d", "2e-3", "--eval-every", "1", "--eval-n", "200", check=True)
+    run_dir = tmp_path / "runs" / "latest"
+    assert "eval at step 15: digit_fd" in proc.stdout
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/digit_fd" in r]
     assert [r["step"] for r in rows] == [5, 10, 15]
     assert all(r["eval/num_images"] == 200 and 0 <= r["eval/digits_recognised"] <= 1 for r in rows)
     assert "eval/fid" not in rows[0]  # digit runs default to the cheap digit metrics
-    assert (state.run_dir / "eval.png").stat().st_size > 1000
+    assert (run_dir / "eval.png").stat().st_size > 1000 and (run_dir / "losses.png").is_file()
 
     best_row = min(rows, key=lambda r: r["eval/digit_fd"])
-    best = state.run_dir / "best"
+    best = run_dir / "best"
     assert ModelCard.load(best / "generator.json").training_step == best_row["step"]
-    # What the hook logged is what `dcgan-rt evaluate` measures on the kept generator.
+    # What training logged is what `dcgan-rt evaluate` measures on the kept generator.
     again = evaluate_model(best, "mnist-5k", 200, metrics="digits")
     assert again.digit_fd == pytest.approx(best_row["eval/digit_fd"], rel=1e-3)
+
+
+def test_train_eval_options_are_checked_before_a_run_directory_is_made(tmp_path):
+    proc = run_cli("train", "--out", tmp_path / "runs", "--eval-every", "1", "--eval-metrics", "fid,sharpness")
+    assert_clean_error(proc, 2, "unknown --metrics")
+    assert not (tmp_path / "runs").exists()

@@ -40,7 +40,8 @@ def start_cli(*args, cwd: Path | None = None) -> subprocess.Popen:
     """`dcgan-rt ARGS` as a background process (as conftest.run_cli runs it, without waiting)."""
     exe = Path(sys.executable).with_name("dcgan-rt")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "dcgan_rt.cli.main"]
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "DCGAN_RT_OFFLINE": "1"}
+    # One torch thread: cheaper on a shared 2-core machine, and the same for every run compared.
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "DCGAN_RT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd + [str(a) for a in args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -178,3 +179,148 @@ def test_a_second_generate_on_the_same_directory_is_refused(tiny_onnx, tmp_path)
     assert len(_pngs(out)) == 600 and json.loads((out / "manifest.json").read_text())["complete"] is True
     again = run_cli("generate", tiny_onnx, "-n", 600, "--batch-size", 20, "--out", out, check=True)
     assert "nothing new" in again.stdout
+
+
+# -- train ------------------------------------------------------------------------------------------------------
+
+TRAIN_INTERRUPTIONS = 6
+TRAIN_STEPS = 16  # 4 epochs of 4 steps: a checkpoint every 4 steps
+
+
+def image_folder(folder: Path, count: int = 64) -> Path:
+    """A folder of 16x16 grayscale PNGs to train on (4 steps per epoch at batch 16)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def train_args(data: Path, steps: int = TRAIN_STEPS) -> list:
+    return ["train", "--data", data, "--steps", steps, "--img-resolution", 16, "--img-channels", 1, "--g-width", 8,
+            "--d-width", 8, "--z-dim", 16, "--batch-size", 16, "--device", "cpu", "--seed", 1]
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.glob("[0-9]*-*") if p.is_dir()) if runs.exists() else []
+
+
+def temp_files(run: Path) -> set[str]:
+    return {str(p.relative_to(run)) for p in [*run.glob(".*.tmp"), *run.glob("*/.*.tmp")]}
+
+
+def check_run_dir(run: Path, clean: bool, temps_before: set[str] = frozenset()) -> tuple[int, list[str]]:
+    """(checkpoint step or -1, problems): every file under a final name must load; with `clean`
+    (Ctrl-C, or a finished run) the log is whole and no new temp file is left."""
+    from PIL import Image
+
+    from dcgan_rt.train.checkpoint import load_checkpoint
+    from dcgan_rt.train.release import load_generator
+
+    problems, step = [], -1
+    try:
+        if (run / "checkpoint.pt").exists():
+            step = int(load_checkpoint(run)["step"])
+        if (run / "generator.safetensors").exists():
+            load_generator(run)
+        if (run / "train_config.json").exists():
+            json.loads((run / "train_config.json").read_text())
+        for png in [*run.glob("*.png"), *run.glob("samples/*.png")]:
+            with Image.open(png) as im:
+                im.load()
+    except Exception as exc:  # any failure to load is the finding
+        problems.append(f"{run.name}: {type(exc).__name__}: {exc}")
+    if (run / "metrics.jsonl").exists():
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        # An append-only log: a crash may cut its last line short (readers skip it, a resume rewrites it).
+        for line in lines if clean else lines[:-1]:
+            try:
+                json.loads(line)
+            except ValueError:
+                problems.append(f"{run.name}: metrics.jsonl has a broken line {line!r}")
+    temps = temp_files(run) - set(temps_before)
+    if clean and temps:
+        problems.append(f"{run.name}: temp files left: {sorted(temps)}")
+    return step, problems
+
+
+def _wait_for_new_epoch(proc: subprocess.Popen, runs: Path, rng: random.Random) -> None:
+    """Until the next sample grid appears (the checkpoint is written right after it), then a bit more."""
+    def grids() -> int:
+        return sum(1 for _ in runs.glob("*/samples/epoch_*.png")) if runs.exists() else 0
+
+    start, deadline = grids(), time.monotonic() + 180
+    while proc.poll() is None and grids() <= start and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.3))
+
+
+def test_train_loses_nothing_across_sigint_and_sigkill_and_resumes_to_the_same_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    from dcgan_rt.train.checkpoint import load_checkpoint
+
+    data = image_folder(tmp_path / "images")
+    ref_runs, runs = tmp_path / "reference", tmp_path / "runs"
+    # Two trainings started together on one runs/ folder: the uninterrupted reference and a short one.
+    reference = start_cli(*train_args(data), "--out", ref_runs)
+    neighbour = start_cli(*train_args(data, steps=4), "--out", ref_runs)
+
+    rng = random.Random(SEED)
+    steps: dict[str, int] = {}
+    tried = lost = 0
+    for k in range(TRAIN_INTERRUPTIONS):
+        sig = signal.SIGINT if k % 2 == 0 else signal.SIGKILL
+        resumable = [r for r in run_dirs(runs) if (r / "checkpoint.pt").exists()]
+        args = ["train", "--resume", resumable[-1]] if resumable else [*train_args(data), "--out", runs]
+        temps_before = {r.name: temp_files(r) for r in run_dirs(runs)}  # a SIGKILL's leftovers, if any
+        proc = start_cli(*args)
+        if rng.random() < 0.4:
+            time.sleep(rng.uniform(0.5, 4.0))  # often still importing torch or loading the data
+        else:
+            _wait_for_new_epoch(proc, runs, rng)
+        hit = proc.poll() is None
+        if hit:
+            proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=300)
+        tried += hit
+        if sig == signal.SIGINT and hit:
+            assert proc.returncode in (130, -signal.SIGINT), stderr
+        problems = []
+        for run in run_dirs(runs):
+            step, found = check_run_dir(run, clean=sig == signal.SIGINT, temps_before=temps_before.get(run.name, ()))
+            if step < steps.get(run.name, -1):
+                found.append(f"{run.name}: checkpoint went back from step {steps[run.name]} to {step}")
+            steps[run.name] = step
+            problems += found
+        lost += bool(problems)
+        assert not problems, f"after {signal.Signals(sig).name} #{k}: {problems}"
+    print(f"\ntrain: interruptions: {tried} tried, {lost} lost data; checkpoints at steps {steps}")
+    assert tried >= TRAIN_INTERRUPTIONS - 1
+
+    resumable = [r for r in run_dirs(runs) if (r / "checkpoint.pt").exists()]
+    final = start_cli(*(["train", "--resume", resumable[-1]] if resumable else [*train_args(data), "--out", runs]))
+    _, stderr = final.communicate(timeout=600)
+    assert final.returncode == 0, stderr
+    done = run_dirs(runs)[-1]
+    assert check_run_dir(done, clean=True)[1] == []
+
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+    assert neighbour.wait(timeout=600) == 0, neighbour.stderr.read()
+    made = run_dirs(ref_runs)
+    assert len(made) == 2 and made[0].name != made[1].name  # distinct run directories, both complete
+    totals = {json.loads((r / "train_config.json").read_text())["total_steps"]: r for r in made}
+    assert sorted(totals) == [4, TRAIN_STEPS]
+    ref = totals[TRAIN_STEPS]
+    assert (ref_runs / "latest").resolve() in {r.resolve() for r in made}
+
+    # The interrupted-and-resumed run ends with exactly the weights of the uninterrupted one.
+    a, b = load_checkpoint(ref), load_checkpoint(done)
+    assert a["step"] == b["step"] == TRAIN_STEPS
+    for net in ("G", "D"):
+        for key in a[net]:
+            assert np.array_equal(a[net][key].numpy(), b[net][key].numpy()), f"{net}.{key} differs"
+    wa, wb = load_file(str(ref / "generator.safetensors")), load_file(str(done / "generator.safetensors"))
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k].numpy(), wb[k].numpy()) for k in wa)

@@ -9,15 +9,14 @@ checkpoint and the previous one stays valid until the new one is complete.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dcgan_rt.atomic import atomic_path
-from dcgan_rt.errors import ArtifactError
+from dcgan_rt.errors import ArtifactError, DcganRtError
+from dcgan_rt.safe_load import load_tensors
 
 FORMAT = "dcgan-rt/checkpoint"
 VERSION = 1
@@ -26,8 +25,17 @@ FILENAME = "checkpoint.pt"
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     path = Path(run_dir) / FILENAME
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    # Temp files of a run that was killed while saving (this process has none open between saves).
+    for stale in [*Path(run_dir).glob(".*.tmp"), *Path(run_dir).glob("*/.*.tmp")]:
+        stale.unlink(missing_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    except (OSError, RuntimeError) as exc:  # a full disk: torch's zip writer raises RuntimeError on short writes
+        reason = getattr(exc, "strerror", None) or "the write was cut short: disk full?"
+        kept = "the previous checkpoint is kept" if path.is_file() else "no checkpoint had been written yet"
+        raise DcganRtError(f"cannot write {path} ({reason}); {kept}: free some space, then continue with "
+                           f"dcgan-rt train --resume {run_dir}") from exc
     return path
 
 
@@ -36,11 +44,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ArtifactError(f"{run_dir} has no {FILENAME}: pass a run directory that 'dcgan-rt train' has "
                             "checkpointed (it writes one after every epoch)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(f"{path} is not a readable checkpoint ({first}); resume from another run") from None
+    state = load_tensors(path, "checkpoint")  # torch.load(weights_only=True): a planted pickle is refused
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ArtifactError(f"{path} is not a dcgan-rt checkpoint")
     if state.get("version") != VERSION:

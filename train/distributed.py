@@ -204,28 +204,28 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def run_on_main(world: World, fn: Callable[[], T]) -> T:
-    """Run `fn` on rank 0 only and hand its result (or its DcganRtError) to every rank.
+    """Run `fn` on rank 0 only and hand its result (or its error) to every rank.
 
     For the steps only rank 0 may do (making the run directory, reading the checkpoint)
-    without leaving the other ranks waiting forever when it fails.
+    without leaving the other ranks waiting on a rank that has failed.
     """
     if not world.distributed:
         return fn()
     box: list[Any] = [None]
-    error: DcganRtError | None = None
+    error: Exception | None = None
     if world.is_main:
         try:
             box[0] = ("ok", fn())
-        except DcganRtError as exc:
+        except Exception as exc:  # every rank must hear about it, whatever it is
             error = exc
-            box[0] = ("error", type(exc).__name__, str(exc), getattr(exc, "exit_code", 1))
+            box[0] = ("error", str(exc), getattr(exc, "exit_code", 1))
     dist.broadcast_object_list(box, src=0)
     if error is not None:
         raise error
     if box[0][0] == "error":
-        _, name, message, code = box[0]
-        exc = UsageError(message) if name == "UsageError" else DcganRtError(message)
-        exc.exit_code = code
+        _, message, code = box[0]
+        exc = DcganRtError(message)
+        exc.exit_code = code  # the same exit code as rank 0 (2 for bad usage)
         raise exc
     return box[0][1]
 

@@ -58,11 +58,23 @@ class EvalCallback(Callback):
     """Evaluate every `every` epochs; keep best/ by FID (or digit FD)."""
 
     def __init__(self, every: int, num_images: int = DEFAULT_EVAL_IMAGES, metrics: str | None = None,
-                 inception: str | Path | None = None, seed: int = 0, log: Callable[[str], None] | None = None):
+                 inception: str | Path | None = None, seed: int = 0, log: Callable[[str], None] | None = None,
+                 data: str | None = None):
+        """`data` (the run's --data), when given, lets bad metric names or a missing
+        Inception fail here, before the loop makes a run directory."""
         if every < 1:
             raise UsageError(f"--eval-every must be at least 1 (epochs), got {every}")
         if num_images < 2:
             raise UsageError(f"--eval-n must be at least 2, got {num_images}")
+        if data is not None:
+            chosen = train_eval_metrics(metrics, data)
+            if "fid" in chosen or "kid" in chosen:
+                from dcgan_rt.train.inception import default_inception_path
+
+                if inception is None:
+                    default_inception_path()
+                elif not Path(inception).is_file():
+                    raise UsageError(f"--inception {inception} not found")
         self.every, self.num_images, self.metrics_text = every, num_images, metrics
         self.inception, self.seed, self.log = inception, seed, log or (lambda text: None)
         self.evaluator: Evaluator | None = None

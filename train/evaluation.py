@@ -227,11 +227,14 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
     from dcgan_rt.backends import select_backend
 
     check_num_images(num_images)
+    parse_metrics(metrics, None)  # bad names fail before anything is loaded
     if num_real is not None and num_real < 2:
         raise UsageError(f"--n-real must be at least 2, got {num_real}")
     t0 = time.perf_counter()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but this PyTorch sees no CUDA GPU: use --device cpu (or auto)")
     with select_backend(model, backend) as gen:
         card = gen.card
         cfg = card.model_config
@@ -241,7 +244,8 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
         real = real_subset(train_data.images, num_real)
         evaluator = Evaluator(real, train_data.name, chosen, inception, device, batch_size, progress, log)
         t_real = time.perf_counter()
-        result = evaluator.score(generator_batches(gen.images, cfg.z_dim, num_images, seed), num_images)
+        batch = min(GEN_BATCH, gen.max_batch or GEN_BATCH)  # an engine's profile may cap the batch
+        result = evaluator.score(generator_batches(gen.images, cfg.z_dim, num_images, seed, batch), num_images)
         t_end = time.perf_counter()
         result.info = {"model": str(model), "backend": gen.describe(), "seed": seed, **evaluator.describe(),
                        "seconds": round(t_end - t0, 1), "seconds_generated": round(t_end - t_real, 1)}
