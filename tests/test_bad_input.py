@@ -127,6 +127,15 @@ class Workspace:
         onnx.save(model, str(folder / "generator.onnx"))
         return folder / "generator.onnx"
 
+    def train_run(self) -> Path:
+        """A run directory as far as --resume reads it first: train_config.json of a 1-channel run."""
+        from dcgan_rt.train.options import TrainOptions
+
+        run = self.dir("runs/00000-mnist-5k-16px")
+        opts = TrainOptions(img_resolution=16, img_channels=1, z_dim=16, g_width=8, d_width=8, steps=8)
+        (run / "train_config.json").write_text(json.dumps({"options": opts.to_dict()}))
+        return run
+
     def engine(self, plan: bytes | None = None, sidecar: Callable[[dict], dict] | None = None,
                no_sidecar: bool = False, raw_sidecar: str | None = None) -> Path:
         """A plan file with a sidecar that describes it (random bytes: no TensorRT here),
@@ -187,18 +196,14 @@ CASES = [
     C("generate/indices-past-2^32", 2, "below 2^32", _gen(ONNX, "--start", str(2**32 - 4))),
     C("generate/batch-size-word", 2, "--batch-size must be 'auto' or a positive integer", _gen(ONNX, "--batch-size", "big")),
     C("generate/format-unknown", 2, ("unknown --format 'gif'", "png, npy, tar"), _gen(ONNX, "--format", "gif")),
-    C("generate/shard-malformed", 2, ("--shard must look like K/N",), _gen(ONNX, "--shard", "half")),
     C("generate/shard-out-of-range", 2, ("--shard 4/4", "below N"), _gen(ONNX, "--shard", "4/4")),
     C("generate/backend-unknown", 2, ("unknown backend 'cuda'", "choose one of"), _gen(ONNX, "--backend", "cuda")),
     C("generate/backend-torch-for-onnx", 2, ("--backend torch needs a run directory",), _gen(ONNX, "--backend", "torch")),
-    C("generate/backend-tensorrt-for-onnx", 2, ("--backend tensorrt needs a TensorRT .engine", "dcgan-rt export"),
-      _gen(ONNX, "--backend", "tensorrt")),
     # -- generate: the model ---------------------------------------------------------------------------------
     C("generate/model-missing", 1, ("not found", "pass a run directory"), _gen(lambda w: w.root / "nope.onnx")),
     C("generate/model-unknown-suffix", 1, "unknown model file type .txt", _gen(lambda w: w.file("notes.txt", "hi"))),
     C("generate/model-dir-without-weights", 1, "without generator.safetensors", _gen(lambda w: w.dir("empty"))),
     C("generate/onnx-random-bytes", 1, ("cannot load", "re-export"), _gen(lambda w: w.file("r.onnx", os.urandom(4096)))),
-    C("generate/onnx-empty-file", 1, ("cannot load", "re-export"), _gen(lambda w: w.file("empty.onnx"))),
     C("generate/onnx-of-another-network", 1, ("not a dcgan-rt generator", "dcgan-rt export"),
       _gen(lambda w: w.other_network())),
     C("generate/onnx-card-unknown-key", 1, ("unknown keys ['surprise']", "re-export"),
@@ -241,14 +246,10 @@ CASES = [
     C("export/onnx-instead-of-weights", 1, "export needs the trained weights", lambda w: ["export", w.onnx]),
     C("export/safetensors-truncated", 1, ("truncated", "re-export or retrain"),
       lambda w: ["export", w.run_with(weights=lambda b: b[:200])]),
-    C("export/safetensors-random-bytes", 1, "not a valid safetensors file",
-      lambda w: ["export", w.run_with(weights=lambda b: os.urandom(len(b)))]),
     C("export/card-unknown-key", 1, ("unknown keys ['notes']", "re-export"),
       lambda w: ["export", w.run_with(card=lambda c: {**c, "notes": "mine"})]),
     C("export/card-not-json", 1, "not valid JSON",
       lambda w: ["export", w.run_with(raw_card='{"format": "dcgan-rt/generator",')]),
-    C("export/card-wrong-config-key", 1, ("unknown keys ['depth']",),
-      lambda w: ["export", w.run_with(card=lambda c: _set(c, "model_config.depth", 4))]),
     C("export/card-of-other-architecture", 1, ("does not match the architecture", "size mismatch"),
       lambda w: ["export", w.run_with(card=lambda c: _set(c, "model_config.z_dim", 32)), "--out", w.out]),
     C("export/opset-too-old", 2, ("--opset must be between 17",), lambda w: ["export", w.run, "--opset", "9"]),
@@ -259,8 +260,6 @@ CASES = [
     # -- sample and interpolate ------------------------------------------------------------------------------
     C("sample/grid-zero", 2, "--grid must look like COLSxROWS", lambda w: ["sample", w.onnx, "--out", w.root / "g.png",
                                                                             "--grid", "0x4"]),
-    C("sample/grid-too-big", 2, "at most 4096", lambda w: ["sample", w.onnx, "--out", w.root / "g.png",
-                                                            "--grid", "100x100"]),
     C("sample/out-unknown-type", 2, ("unknown image type .xyz", "use .png"),
       lambda w: ["sample", w.onnx, "--out", w.root / "g.xyz"]),
     C("sample/out-folder-missing", 2, ("does not exist", "create the folder"),
@@ -268,8 +267,6 @@ CASES = [
     C("sample/out-is-a-directory", 2, "is a directory", lambda w: ["sample", w.onnx, "--out", w.dir("g.png")]),
     C("sample/scale-zero", 2, "--scale must be between 1 and 16",
       lambda w: ["sample", w.onnx, "--out", w.root / "g.png", "--scale", "0"]),
-    C("sample/seed-negative", 2, "--seed must be an integer in 0..",
-      lambda w: ["sample", w.onnx, "--out", w.root / "g.png", "--seed", "-2"]),
     C("interpolate/one-seed", 2, "at least two seeds", lambda w: ["interpolate", w.onnx, "--out", w.root / "w.gif",
                                                                   "--seeds", "7"]),
     C("interpolate/seeds-not-numbers", 2, "comma-separated integers",
@@ -277,10 +274,7 @@ CASES = [
     C("interpolate/frames-zero", 2, "--frames must be a positive integer",
       lambda w: ["interpolate", w.onnx, "--out", w.root / "w.gif", "--frames", "0"]),
     C("interpolate/out-not-gif", 2, "must end in .gif", lambda w: ["interpolate", w.onnx, "--out", w.root / "w.png"]),
-    C("interpolate/onnx-of-another-network", 1, "not a dcgan-rt generator",
-      lambda w: ["interpolate", w.other_network(), "--out", w.root / "w.gif"]),
     # -- info ------------------------------------------------------------------------------------------------
-    C("info/missing", 1, "not found", lambda w: ["info", w.root / "gone.safetensors"]),
     C("info/onnx-random-bytes", 1, ("not a readable ONNX file", "re-export"),
       lambda w: ["info", w.file("r.onnx", os.urandom(4096))]),
     C("info/onnx-wrong-channel-count", 1, ("graph output 'images'", "contract promises"),
@@ -301,7 +295,6 @@ CASES = [
     C("bench/batch-size-zero", 2, "--batch-size needs positive integers", lambda w: ["bench", w.onnx, "--batch-size",
                                                                                      "8,0"]),
     C("bench/threads-zero", 2, "--threads must be >= 1", lambda w: ["bench", w.onnx, "--threads", "0"]),
-    C("bench/repeats-zero", 2, "--repeats >= 1", lambda w: ["bench", w.onnx, "--repeats", "0"]),
     C("bench/formats-unknown", 2, "unknown --format 'jpeg'", lambda w: ["bench", w.onnx, "--formats", "png,jpeg"]),
     C("bench/model-random-bytes", 1, "re-export", lambda w: ["bench", w.file("r.onnx", os.urandom(512)),
                                                              "--formats", "none", "--backend", "onnxruntime"]),
@@ -327,6 +320,9 @@ TRAIN_CASES = [
                  "--steps", "1"]),
     C("train/resume-missing", 1, "not found", lambda w: ["train", "--resume", w.root / "runs" / "00007-gone",
                                                          "--steps", "1"]),
+    C("train/resume-other-channel-count", 2, ("--img-channels 3 differs from the run being resumed (1)",),
+      lambda w: ["train", "--resume", w.train_run(), "--img-channels", "3"]),
+    C("train/resume-without-checkpoint", 1, ("has no checkpoint.pt",), lambda w: ["train", "--resume", w.train_run()]),
     C("train/out-is-a-file", 1, "runs", lambda w: ["train", "--out", w.file("runs", "x"), "--steps", "1"]),
 ]
 

@@ -130,6 +130,19 @@ def test_two_ranks_train_one_run_in_lockstep_and_resume_at_any_world_size(tmp_pa
     assert metrics[-1]["step"] == 12 and metrics[-1]["kimg"] == pytest.approx(12 * 8 / 1000)
 
 
+@pytest.mark.gpu
+def test_two_gpus_train_with_nccl_and_sync_bn_in_lockstep(tmp_path, png_folder, require_cuda):
+    if torch.cuda.device_count() < 2:
+        pytest.skip(f"needs 2 CUDA GPUs, {torch.cuda.device_count()} visible")
+    runs, digests = tmp_path / "runs", tmp_path / "digests"
+    gpu_train = [a if a != "cpu" else "cuda" for a in TINY_TRAIN]
+    ok(torchrun("train", "--data", png_folder, "--out", runs, "--steps", "6", "--sync-bn", *gpu_train,
+                env={DIGESTS_ENV: str(digests)}))
+    (run_dir,) = [p for p in runs.iterdir() if p.name != "latest" and not p.name.startswith(".")]
+    assert_ranks_agree(digests, run_dir, step=6)
+    assert json.loads((run_dir / "train_config.json").read_text())["options"]["sync_bn"] is True
+
+
 def test_two_rank_generate_writes_what_one_process_writes(tmp_path, tiny_onnx):
     one, two = tmp_path / "one", tmp_path / "two"
     ok(run_cli("generate", tiny_onnx, "-n", "40", "--out", one, "--seed", "7", "--batch-size", "8"))

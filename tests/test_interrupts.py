@@ -184,7 +184,7 @@ def test_a_second_generate_on_the_same_directory_is_refused(tiny_onnx, tmp_path)
 # -- train ------------------------------------------------------------------------------------------------------
 
 TRAIN_INTERRUPTIONS = 6
-TRAIN_STEPS = 16  # 4 epochs of 4 steps: a checkpoint every 4 steps
+TRAIN_STEPS = 48  # 12 epochs of 4 steps: a checkpoint every 4 steps
 
 
 def image_folder(folder: Path, count: int = 64) -> Path:
@@ -278,7 +278,7 @@ def test_train_loses_nothing_across_sigint_and_sigkill_and_resumes_to_the_same_w
         temps_before = {r.name: temp_files(r) for r in run_dirs(runs)}  # a SIGKILL's leftovers, if any
         proc = start_cli(*args)
         if rng.random() < 0.4:
-            time.sleep(rng.uniform(0.5, 4.0))  # often still importing torch or loading the data
+            time.sleep(rng.uniform(0.3, 3.0))  # often still importing torch or loading the data
         else:
             _wait_for_new_epoch(proc, runs, rng)
         hit = proc.poll() is None

@@ -36,8 +36,7 @@ from torch.utils.data import Dataset
 
 from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS
 from dcgan_rt.errors import DataError, UsageError
-
-BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba")
+from dcgan_rt.train.options import BUILTIN_SOURCES, check_data_source
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -165,12 +164,9 @@ def load_dataset(
     if source == "celeba":
         folder = _celeba_folder(root)
         return _load_folder(folder, img_resolution, img_channels, warn, name="celeba")
+    check_data_source(source)
     path = Path(source).expanduser()
-    if path.is_dir():
-        return _load_folder(path, img_resolution, img_channels, warn, name=str(path))
-    if path.exists():
-        raise UsageError(f"--data {source} is a file; pass a folder of images, or one of {', '.join(BUILTIN_SOURCES)}")
-    raise UsageError(f"unknown --data {source!r}: use {', '.join(BUILTIN_SOURCES)} or an existing folder of images")
+    return _load_folder(path, img_resolution, img_channels, warn, name=str(path))
 
 
 def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:

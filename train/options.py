@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig
 from dcgan_rt.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
+BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba")
 LOSSES = ("bce",)
 DEFAULT_EPOCHS = 20
 
@@ -108,3 +110,15 @@ class TrainOptions:
 
     def replace(self, **changes: Any) -> "TrainOptions":
         return dataclasses.replace(self, **changes)
+
+
+def check_data_source(source: str) -> None:
+    """--data names a built-in source or an existing folder (checked before torch loads)."""
+    if source in BUILTIN_SOURCES:
+        return
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise UsageError(f"--data {source} is a file; pass a folder of images, or one of {', '.join(BUILTIN_SOURCES)}")
+    raise UsageError(f"unknown --data {source!r}: use {', '.join(BUILTIN_SOURCES)} or an existing folder of images")
