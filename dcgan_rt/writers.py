@@ -270,16 +270,40 @@ class NpyWriter(_ShardWriter):
             files.append(self.out_dir / f"latents-{s:06d}.npy")
         return files
 
-    def _encode(self, indices, images, latents):
-        return [(int(i), (images[k], None if latents is None else latents[k])) for k, i in enumerate(indices)]
+    def write_batch(self, indices, images, latents) -> int:
+        """Copies whole slices of the batch into preallocated shard arrays (no per-image work)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        shards = indices // self.unit
+        full = []
+        with self._lock:
+            for s in np.unique(shards).tolist():
+                rows = np.flatnonzero(shards == s)
+                lo, hi = self.shard_span(s)
+                if s not in self._staged:
+                    self._staged[s] = {
+                        "expected": hi - lo, "done": 0,
+                        "images": np.empty((hi - lo, *self.image_shape), dtype=np.uint8),
+                        "latents": np.empty((hi - lo, self.z_dim), dtype=np.float32) if self.save_latents else None,
+                    }
+                staged = self._staged[s]
+                at = indices[rows] - lo
+                staged["images"][at] = images[rows]
+                if staged["latents"] is not None:
+                    staged["latents"][at] = latents[rows]
+                staged["done"] += len(rows)
+                if staged["done"] == staged["expected"]:
+                    full.append((s, self._staged.pop(s)))
+        return sum(self._write_shard(s, staged) for s, staged in full)
 
-    def _write_shard(self, s: int, items: dict) -> int:
+    def unfinished(self) -> int:
+        return sum(v["done"] for v in self._staged.values())
+
+    def _write_shard(self, s: int, staged: dict) -> int:
         files = self.shard_files(s)
         written = 0
         if self.save_latents:  # latents first: the images file marks the shard done
-            lat = np.stack([v[1] for v in items.values()]).astype(np.float32)
-            written += _save_npy(files[1], lat)
-        written += _save_npy(files[0], np.stack([v[0] for v in items.values()]))
+            written += _save_npy(files[1], staged["latents"])
+        written += _save_npy(files[0], staged["images"])
         return written
 
     def finalize(self, start: int, end: int) -> None:

@@ -89,7 +89,7 @@ def test_train_writes_every_artifact(two_epochs, digits_dir):
     with Image.open(run / "progress.gif") as gif:
         assert gif.n_frames == 2
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [6]  # log_every 10: the last step is always logged
+    assert [r["step"] for r in rows] == [3, 6]  # every epoch end is logged (and every 10 steps)
     assert {"loss_d", "loss_g", "d_real", "d_fake", "images_per_s"} <= set(rows[0])
     assert "epoch 2/2" in proc.stdout and "loss_D" in proc.stdout and "D(G(z))" in proc.stdout
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

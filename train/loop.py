@@ -419,6 +419,9 @@ class Trainer:
                     epoch_number = s.epoch
                 else:
                     epoch_number = s.epoch + 1  # --steps ended inside an epoch
+                if averages.count:  # log (and check for NaN) before anything is saved
+                    self._log(averages, metrics_fh, time.perf_counter() - interval_start, interval_images)
+                    interval_start, interval_images = time.perf_counter(), 0
                 t = time.perf_counter()
                 self.save_epoch_outputs_main(epoch_number)
                 self._emit("on_epoch_end")

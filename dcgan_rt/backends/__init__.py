@@ -11,7 +11,8 @@ returns uint8 (N, H, W, C) by the rule in dcgan_rt.images.
 
 `select_backend(model, "auto")` picks, in DESIGN §4 order, the fastest backend that
 can run this MODEL here: TensorRT engine > ONNX Runtime (TensorRT EP / CUDA EP) >
-ONNX Runtime CPU > PyTorch, and records why in `backend.reason`.
+ONNX Runtime CPU > PyTorch, and records why in `backend.reason`. OpenVINO (CPU) is
+there when asked for by name.
 """
 
 from __future__ import annotations

@@ -1,0 +1,167 @@
+"""Training throughput: dcgan-rt's training step against a plain pytorch/examples-style loop.
+
+Run: python benchmarks/bench_train.py [--steps 40] [--repeats 3] [--threads N]
+
+Both sides train the same networks (dcgan_rt.train.networks at the same widths, batch
+and resolution) on the same mnist-5k digits on the CPU, and do the same arithmetic
+per step: one D update on a real and a fake batch, one non-saturating G update, BCE
+on D's logits, Adam(2e-4, 0.5). The baseline is pytorch/examples' dcgan/main.py loop
+as written there: a torchvision-style Dataset of PIL images with Resize/ToTensor/
+Normalize transforms behind a DataLoader (2 workers, shuffle), D's weight gradients
+computed in the G step, NCHW tensors, no EMA. dcgan-rt's side is the real
+`Trainer.train_step` fed by `make_batches` (uint8 digits in memory, one gather per
+batch, channels_last, no D weight gradients in the G step) and it also updates its
+generator EMA.
+
+Timings alternate between the two, `--repeats` times, and report the median
+images/s of each (wall clock: the machine may be shared, so compare the ratio, which
+is measured side by side). It prints the ratio for dcgan-rt's default sizes and for
+pytorch/examples' sizes (ngf = ndf = 64, batch 128).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcgan_rt.train.data import load_dataset, mnist_5k_arrays
+from dcgan_rt.train.loop import Trainer, make_batches
+from dcgan_rt.train.networks import build_discriminator, build_generator
+from dcgan_rt.train.options import TrainOptions
+
+
+class _Digits(torch.utils.data.Dataset):
+    """Like torchvision.datasets.MNIST: PIL images through a transform, one at a time."""
+
+    def __init__(self, img_resolution: int):
+        from PIL import Image
+        from torchvision import transforms
+
+        pixels, labels = mnist_5k_arrays()
+        self.images = [Image.fromarray(p, mode="L") for p in pixels]
+        self.labels = labels
+        self.transform = transforms.Compose([
+            transforms.Resize(img_resolution), transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,)),
+        ])
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.transform(self.images[i]), int(self.labels[i])
+
+
+class PlainLoop:
+    """pytorch/examples dcgan/main.py's training loop (BCE on logits instead of Sigmoid + BCELoss)."""
+
+    def __init__(self, opts: TrainOptions, workers: int = 2):
+        cfg = opts.model_config
+        torch.manual_seed(0)
+        self.netG, self.netD = build_generator(cfg), build_discriminator(cfg)
+        self.criterion = nn.BCEWithLogitsLoss()
+        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=opts.lr_d, betas=(opts.beta1, 0.999))
+        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=opts.lr_g, betas=(opts.beta1, 0.999))
+        self.loader = torch.utils.data.DataLoader(_Digits(cfg.img_resolution), batch_size=opts.batch_size,
+                                                  shuffle=True, num_workers=workers, drop_last=True)
+        self.z_dim = cfg.z_dim
+        self._batches = self._forever()
+
+    def _forever(self):
+        while True:  # a new epoch: main.py iterates the DataLoader afresh (workers restart)
+            yield from self.loader
+
+    def step(self) -> int:
+        real, _ = next(self._batches)
+        b = real.size(0)
+        # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
+        self.netD.zero_grad()
+        label = torch.full((b,), 1.0)
+        output = self.netD(real)
+        errD_real = self.criterion(output, label)
+        errD_real.backward()
+        noise = torch.randn(b, self.z_dim, 1, 1)
+        fake = self.netG(noise)
+        label.fill_(0.0)
+        output = self.netD(fake.detach())
+        errD_fake = self.criterion(output, label)
+        errD_fake.backward()
+        self.optimizerD.step()
+        # (2) Update G: maximize log(D(G(z)))
+        self.netG.zero_grad()
+        label.fill_(1.0)
+        output = self.netD(fake)
+        errG = self.criterion(output, label)
+        errG.backward()
+        self.optimizerG.step()
+        return b
+
+
+class DcganRtLoop:
+    """dcgan-rt's own training step and batches."""
+
+    def __init__(self, opts: TrainOptions):
+        self.data = load_dataset("mnist-5k", opts.img_resolution, opts.img_channels)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.trainer = Trainer(opts, self.data, Path(self.tmp.name), torch.device("cpu"))
+        self.opts = opts
+        self._batches = (b for epoch in itertools.count() for b in make_batches(self.data, torch.device("cpu"), opts, epoch, 0))
+
+    def step(self) -> int:
+        real = next(self._batches)
+        self.trainer.train_step(real)
+        return real.shape[0]
+
+
+def images_per_s(loop, steps: int) -> float:
+    t = time.perf_counter()
+    n = sum(loop.step() for _ in range(steps))
+    return n / (time.perf_counter() - t)
+
+
+def compare(label: str, opts: TrainOptions, steps: int, repeats: int, workers: int) -> float:
+    plain, ours = PlainLoop(opts, workers), DcganRtLoop(opts)
+    for loop in (plain, ours):  # warm-up: allocator, oneDNN primitive caches, worker start
+        images_per_s(loop, 5)
+    p_runs, o_runs = [], []
+    for r in range(repeats):
+        order = [(plain, p_runs), (ours, o_runs)] if r % 2 == 0 else [(ours, o_runs), (plain, p_runs)]
+        for loop, runs in order:
+            runs.append(images_per_s(loop, steps))
+    p, o = statistics.median(p_runs), statistics.median(o_runs)
+    print(f"{label}: g_width {opts.g_width}, d_width {opts.d_width}, batch {opts.batch_size}, "
+          f"{opts.img_resolution}px")
+    print(f"  plain pytorch/examples loop: {p:8.1f} images/s  (runs: {', '.join(f'{v:.0f}' for v in p_runs)})")
+    print(f"  dcgan-rt train step:         {o:8.1f} images/s  (runs: {', '.join(f'{v:.0f}' for v in o_runs)})")
+    print(f"  ratio: {o / p:.2f}x")
+    return o / p
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline (main.py: 2)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    default = TrainOptions()
+    ratios = [
+        compare("dcgan-rt default sizes", default, args.steps, args.repeats, args.workers),
+        compare("pytorch/examples sizes", default.replace(g_width=64, d_width=64, batch_size=128),
+                max(args.steps // 2, 5), args.repeats, args.workers),
+    ]
+    print(f"speed-up at the default sizes: {ratios[0]:.2f}x (target >= 1.3x); at examples sizes: {ratios[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
