@@ -15,6 +15,7 @@ import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
 from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source
+from dcgan_rt.train.rundir import check_out_dir
 
 D = TrainOptions()
 
@@ -70,6 +71,7 @@ def train(
         # Bad options fail here, before torch is imported: an instant, one-line answer.
         opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
         check_data_source(opts.data)
+        check_out_dir(opts.out)
 
     from dcgan_rt.train.distributed import world_from_env
     from dcgan_rt.train.loop import TrainingInterrupted, resume_options, train_run

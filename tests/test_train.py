@@ -159,7 +159,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(digits_dir, tmp_path):
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, code, needles):
     (tmp_path / "a-file").write_text("a file where the output folder should be")
-    proc = train(*args, "--steps", "1", *TINY, cwd=tmp_path, check=False)
+    proc = train(*TINY, *args, "--steps", "1", cwd=tmp_path, check=False)  # the last --img-resolution wins
     assert_clean_error(proc, code, *needles)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing half-made

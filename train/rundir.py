@@ -27,6 +27,19 @@ def run_desc(data_name: str, img_resolution: int) -> str:
     return f"{base[:40]}-{img_resolution}px"
 
 
+def check_out_dir(out: str | Path) -> None:
+    """Fail early (before any data is loaded) when `out` cannot be created or written."""
+    out = Path(out)
+    existing = out.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DcganRtError(f"cannot create the output folder {out}: {existing} is a file; pass a writable --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DcganRtError(f"the output folder {out} is not writable ({existing} is read-only to you): "
+                           "pass a writable --out")
+
+
 def _prepare_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,120 @@
+"""How recognisable are the digits? The default `dcgan-rt train` against the plain recipe.
+
+Run:
+  python benchmarks/quality_digits.py default            # `dcgan-rt train` with no flags, timed, then scored
+  python benchmarks/quality_digits.py plain --minutes 10 # pytorch/examples' recipe for the same time, scored
+  python benchmarks/quality_digits.py score RUN_DIR      # score any run directory / generator.safetensors
+
+The measure (dcgan_rt.train.digits): 1,000 generated digits are classified by a small
+CNN trained on the real mnist-5k digits; a digit counts as recognised when the
+classifier calls it one of 0-9 with probability >= 0.9 (it has an extra "not a
+digit" output for malformed strokes). The target: >= 90 % recognised and every
+digit >= 5 % of the recognised ones (real held-out digits: about 95 %).
+
+`default` scores the exported generator.safetensors (the EMA generator) of the run,
+on the latents z(0, 0..999) that `dcgan-rt generate -n 1000` would use. `plain` trains
+pytorch/examples' dcgan/main.py loop (ngf = ndf = 64, batch 128, Adam 2e-4, no EMA;
+bench_train.PlainLoop) on the same digits for --minutes of wall-clock time and scores
+its generator in eval mode (as an exported model runs) and in train mode (as main.py
+draws its samples), reporting the better of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _latents(n: int, z_dim: int) -> torch.Tensor:
+    from dcgan_rt.latents import latent_range
+
+    return torch.from_numpy(latent_range(0, 0, n, z_dim))
+
+
+def score_model(model: str | Path, n: int = 1000):
+    from dcgan_rt.train.digits import score_digits
+    from dcgan_rt.train.release import load_generator
+
+    g, card = load_generator(model)
+    with torch.no_grad():
+        images = g(_latents(n, card.model_config.z_dim))
+    return score_digits(images), card
+
+
+def run_default(out: Path, extra: list[str]) -> None:
+    exe = Path(sys.executable).with_name("dcgan-rt")
+    cmd = [str(exe), "train", "--out", str(out), *extra]
+    print("$", " ".join(cmd), flush=True)
+    t = time.perf_counter()
+    cpu0 = os.times()
+    subprocess.run(cmd, check=True)
+    cpu1 = os.times()
+    wall = time.perf_counter() - t
+    cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+    score, card = score_model(out / "latest")
+    print(f"default dcgan-rt train: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min, "
+          f"{card.training_step} steps, weights {card.weights}")
+    print(f"  {score}")
+    print(f"  target (>= 90 % recognised, every digit >= 5 %): {'met' if score.passes() else 'NOT met'}")
+
+
+def run_plain(minutes: float) -> None:
+    from bench_train import PlainLoop
+
+    from dcgan_rt.train.digits import score_digits
+    from dcgan_rt.train.options import TrainOptions
+
+    opts = TrainOptions(g_width=64, d_width=64, batch_size=128, ema_kimg=0)
+    loop = PlainLoop(opts)
+    t, images, steps = time.perf_counter(), 0, 0
+    while time.perf_counter() - t < minutes * 60:
+        images += loop.step()
+        steps += 1
+    z = _latents(1000, opts.z_dim)
+    scores = {}
+    for mode in ("eval", "train"):
+        loop.netG.train(mode == "train")
+        with torch.no_grad():
+            scores[mode] = score_digits(loop.netG(z))
+    best = max(scores, key=lambda m: scores[m].recognised)
+    print(f"plain pytorch/examples recipe: {minutes:g} min, {steps} steps, {images:,} images")
+    for mode, score in scores.items():
+        print(f"  {mode} mode: {score}{'  <- reported' if mode == best else ''}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    d = sub.add_parser("default", help="run `dcgan-rt train` (default flags) and score it")
+    d.add_argument("--out", type=Path, default=None, help="runs folder (default: a temporary one)")
+    d.add_argument("train_args", nargs=argparse.REMAINDER, help="extra flags after --, e.g. -- --epochs 10")
+    p = sub.add_parser("plain", help="train pytorch/examples' recipe for --minutes and score it")
+    p.add_argument("--minutes", type=float, default=10.0)
+    s = sub.add_parser("score", help="score a run directory or generator.safetensors")
+    s.add_argument("model")
+    args = ap.parse_args()
+    if args.what == "default":
+        extra = [a for a in args.train_args if a != "--"]
+        if args.out is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                run_default(Path(tmp), extra)
+        else:
+            run_default(args.out, extra)
+    elif args.what == "plain":
+        run_plain(args.minutes)
+    else:
+        score, card = score_model(args.model)
+        print(f"{args.model} ({card.weights} weights, step {card.training_step}): {score}")
+
+
+if __name__ == "__main__":
+    main()
