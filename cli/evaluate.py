@@ -72,8 +72,11 @@ def _table(result) -> Table:
     if result.fid is not None:
         table.add_row("FID", f"{result.fid:.2f}", "Inception pool3, lower is better")
     if result.kid is not None:
-        table.add_row("KID x 1e3", f"{result.kid * 1e3:.2f} ± {result.kid_std * 1e3:.2f}",
-                      "mean ± std over subsets, lower is better")
+        if result.kid_std:
+            table.add_row("KID x 1e3", f"{result.kid * 1e3:.2f} ± {result.kid_std * 1e3:.2f}",
+                          "mean ± std over subsets of 1,000, lower is better")
+        else:  # every subset held all images: one value, no spread to show
+            table.add_row("KID x 1e3", f"{result.kid * 1e3:.2f}", "lower is better")
     if result.digits is not None:
         s = result.digits
         table.add_row("digits recognised", f"{s.recognised:.1%}", "classifier confidence >= 0.9")

@@ -54,6 +54,7 @@ PREVIEW_COLUMNS = 8
 BATCH_CANDIDATES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _PROGRESS_SAVE_SECONDS = 10.0
 _TUNE_BATCHES = 4  # per round: two rounds of two batches side by side on two cores
+_TUNE_SHARE = 0.1  # of the job's expected time, at most, spent measuring batch sizes
 
 
 class OutputDirError(DcganRtError):
@@ -501,14 +502,23 @@ def _tune(backend: Backend, stream: _IndexStream, seed: int, emit) -> tuple[int,
     """--batch-size auto: time real batches of growing size the way the run will make
     them (backend.map_images, so batches in flight count), keep the images (they are
     written like any others) and pick the fastest size; stop once two sizes in a row
-    are slower. Each size gets two rounds of a few batches; the faster round counts,
+    are slower, or when measuring further would take more than a tenth of the job's
+    expected time. Each size gets two rounds of a few batches; the faster round counts,
     since the first may include one-off setup for a new shape."""
     cap = backend.max_batch or (BATCH_CANDIDATES[-1] if backend.device != "cpu" else 1024)
     rates: dict[int, float] = {}
     best, worse = None, 0
+    t_start, total = time.perf_counter(), stream.left
     for size in (b for b in BATCH_CANDIDATES if b <= cap):
-        if stream.left < 2 * _TUNE_BATCHES * size:
+        need = 2 * _TUNE_BATCHES * size
+        if stream.left < need:
             break
+        if best is not None:
+            # Measuring runs at sizes that are not the best, with the pipeline drained
+            # between rounds: keep it to a small share of the job's expected time.
+            spent = time.perf_counter() - t_start
+            if spent + need / rates[best] > _TUNE_SHARE * total / rates[best]:
+                break
         fastest = 0.0
         for _ in range(2):
             batches = [stream.take(size) for _ in range(_TUNE_BATCHES)]

@@ -139,7 +139,12 @@ def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoc
     (under torchrun, this rank's share of each batch, from `sampler`)."""
     images = data.images
     if device.type == "cuda" and images.numel() <= 2 * 1024**3:
-        images = images.to(device)  # keep the uint8 set on the GPU: a batch is one gather
+        # Keep the uint8 set on the GPU (copied once per run): a batch is one gather.
+        cached = getattr(data, "_device_images", None)
+        if cached is None or cached.device != device:
+            cached = images.to(device)
+            data._device_images = cached
+        images = cached
     if sampler is not None:
         sampler.set_epoch(epoch)
         index_batches = sampler.batches(start)
@@ -219,6 +224,8 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=opts.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=opts.lr_d, betas=betas)
         self.amp_dtype = autocast_dtype(device, opts)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.noise = torch.Generator(device=device).manual_seed(opts.seed + 1)
         spe = steps_per_epoch(data.num_images, opts.batch_size)
