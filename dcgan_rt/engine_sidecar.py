@@ -77,8 +77,10 @@ class EngineSidecar:
                 strongly_typed=bool(data.get("strongly_typed", True)),
                 tool_version=str(data.get("tool_version", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
             raise ArtifactError(f"{source} is missing or mangles {exc}: {REBUILD}") from None
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"{source} has a field of the wrong type ({exc}): {REBUILD}") from None
         if sidecar.precision not in PRECISIONS or not isinstance(sidecar.io, dict) \
                 or sidecar.io != io_contract(card, output_kind(sidecar.io), sidecar.precision):
             raise ArtifactError(f"{source}: its I/O contract does not match its model card: {REBUILD}")

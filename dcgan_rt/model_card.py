@@ -96,7 +96,8 @@ class ModelCard:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            raise ArtifactError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}): re-export the model "
+                                "or restore its original card") from None
         return cls.from_dict(data, source)
 
     @classmethod

@@ -185,7 +185,7 @@ def check_request(req: GenerateRequest) -> tuple[str, int, int, int, int | None,
 def check_out_dir(out: Path) -> None:
     """Refuse an --out that cannot become a writable directory, without creating it."""
     if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out {out} is a file, not a directory")
+        raise OutputDirError(f"--out {out} is a file, not a directory: choose a new or empty directory")
     ancestor = out
     while not ancestor.exists():
         if ancestor.parent == ancestor:

@@ -2,7 +2,7 @@
 FID Inception on a handful of images, cached real statistics, digit scores, and the CLI.
 
 Inception costs about half a second an image on two CPU cores, so the runs that use it
-here score 3 or 4 images: enough to check plumbing, shapes and caching, far too few for a
+here score 3 images: enough to check plumbing, shapes and caching, far too few for a
 meaningful FID (see docs/evaluate.md for what N does to the spread).
 """
 
@@ -49,6 +49,14 @@ def test_fid_is_zero_for_identical_sets_and_the_squared_shift_for_a_translated_o
     assert abs(fidlib.frechet_distance(mu, sigma, mu, sigma)) < 1e-8
     shift = np.linspace(0, 1, 32)
     assert fidlib.frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(float(shift @ shift), rel=1e-9)
+
+
+@pytest.mark.parametrize("n_a,n_b", [(40, 300), (300, 40), (30, 30)])
+def test_fid_from_few_images_takes_the_small_route_to_the_same_number(n_a, n_b):
+    a, b = _features(6, n_a, 64), _features(7, n_b, 64, shift=0.05)
+    stats_a, stats_b = fidlib.FeatureStats.from_features(a), fidlib.FeatureStats.from_features(b)
+    full = fidlib.frechet_distance(stats_a.mu, stats_a.sigma, stats_b.mu, stats_b.sigma)
+    assert fidlib.fid_from_stats(stats_a, stats_b) == pytest.approx(full, rel=1e-6)
 
 
 def test_kid_matches_torchmetrics_and_separates_distributions():
@@ -141,13 +149,13 @@ def test_digit_scores_tell_real_digits_from_noise():
 @pytest.mark.slow
 def test_cli_evaluate_scores_caches_and_accepts_onnx(tiny_model_dir, tiny_onnx, tmp_path):
     env = {"DCGAN_RT_CACHE": str(tmp_path / "cache")}
-    args = ("--data", "mnist-5k", "-n", "4", "--n-real", "4", "--metrics", "fid,kid", "--json")
+    args = ("--data", "mnist-5k", "-n", "3", "--n-real", "3", "--metrics", "fid,kid", "--json")
     first = run_cli("evaluate", tiny_model_dir, *args, env=env, check=True)
     scores = json.loads(first.stdout)
-    assert scores["num_generated"] == 4 and scores["num_real"] == 4 and scores["img_resolution"] == 16
+    assert scores["num_generated"] == 3 and scores["num_real"] == 3 and scores["img_resolution"] == 16
     assert 50 < scores["fid"] < 1000 and scores["kid"] > 0  # an untrained generator is far from digits
-    assert "4 real images once" in first.stderr
-    cached = list((tmp_path / "cache" / "fid").glob("mnist-5k-16px-1ch-n4-*.npz"))
+    assert "3 real images once" in first.stderr
+    cached = list((tmp_path / "cache" / "fid").glob("mnist-5k-16px-1ch-n3-*.npz"))
     assert [str(p) for p in cached] == [scores["real_stats_cache"]]
     # The same generator as ONNX: real statistics come from the cache, the images (and so FID) agree.
     second = run_cli("evaluate", tiny_onnx, *args, env=env, check=True)
@@ -177,14 +185,14 @@ def test_train_eval_every_logs_metrics_plots_and_keeps_the_best_generator(tmp_pa
     from dcgan_rt.train.evaluation import evaluate_model
     from dcgan_rt.train.plots import read_metrics
 
-    # 5,000 digits in batches of 1,000: 5 steps an epoch, three epochs, an evaluation after each.
-    proc = run_cli("train", "--out", tmp_path / "runs", "--epochs", "3", "--batch-size", "1000",
+    # 5,000 digits in batches of 1,000: 5 steps an epoch, two epochs, an evaluation after each.
+    proc = run_cli("train", "--out", tmp_path / "runs", "--epochs", "2", "--batch-size", "1000",
                    "--img-resolution", "16", "--z-dim", "16", "--g-width", "8", "--d-width", "8", "--device", "cpu",
                    "--lr-g", "2e-3", "--lr-d", "2e-3", "--eval-every", "1", "--eval-n", "200", check=True)
     run_dir = tmp_path / "runs" / "latest"
-    assert "eval at step 15: digit_fd" in proc.stdout
+    assert "eval at step 10: digit_fd" in proc.stdout
     rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/digit_fd" in r]
-    assert [r["step"] for r in rows] == [5, 10, 15]
+    assert [r["step"] for r in rows] == [5, 10]
     assert all(r["eval/num_images"] == 200 and 0 <= r["eval/digits_recognised"] <= 1 for r in rows)
     assert "eval/fid" not in rows[0]  # digit runs default to the cheap digit metrics
     assert (run_dir / "eval.png").stat().st_size > 1000 and (run_dir / "losses.png").is_file()

@@ -1,4 +1,4 @@
-"""A full disk, for real: during generate, export and checkpointing.
+"""A full disk, for real: during generate and export (checkpointing: see below).
 
 Two ways to run out of space without filling the machine's disk:
 - a small tmpfs mounted for the test (root only; elsewhere the test says why it
@@ -11,6 +11,11 @@ Each test checks what a user relies on: one clear error (exit 1) that says to fr
 space and re-run; the file being written is gone (no partial file, no temp file);
 everything finished earlier is intact; and once space is back, the same command
 finishes the job with exactly the files an unconstrained run writes.
+
+A full disk while `train` writes its checkpoint is one phase of
+tests/test_interrupts.py's training test, which already holds an interrupted run and
+its uninterrupted twin: the failed save leaves the previous checkpoint byte-identical,
+and the resume that follows ends with the twin's exact weights.
 """
 
 from __future__ import annotations
@@ -118,35 +123,5 @@ def test_export_past_the_file_size_limit_writes_nothing(tiny_model_dir, tmp_path
     proc = run_cli_limited("export", run, "--no-engine", max_file_bytes=20_000)  # generator.onnx is ~36 KB
     assert_clean_error(proc, 1, "cannot write the export", "nothing was written", "free some space")
     assert sorted(p.name for p in run.iterdir()) == before  # no export/ folder, no staging folder
-    run_cli("export", run, "--no-engine", check=True)  # space is back
-    assert (run / "export" / "generator.onnx").is_file() and not temp_files(run)
+    # (with space back, export is the ordinary one tests/test_export.py runs)
 
-
-def test_a_checkpoint_that_does_not_fit_keeps_the_previous_one_and_resume_finishes(tmp_path):
-    from PIL import Image
-
-    from dcgan_rt.train.checkpoint import load_checkpoint
-    from dcgan_rt.train.release import load_generator
-
-    data = tmp_path / "images"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(64):
-        Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(data / f"{i:03d}.png")
-    args = ["--img-resolution", 16, "--g-width", 8, "--d-width", 8, "--z-dim", 16, "--batch-size", 16,
-            "--device", "cpu"]
-    run_cli("train", "--data", data, "--out", tmp_path / "runs", "--steps", 4, *args, check=True, timeout=600)
-    run = next((tmp_path / "runs").glob("0*"))
-    earlier = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "generator.safetensors")}
-
-    # checkpoint.pt is ~160 KB; everything written before it (config, sample grid) is far smaller
-    proc = run_cli_limited("train", "--resume", run, "--steps", 12, max_file_bytes=100_000)
-    assert_clean_error(proc, 1, "cannot write", "checkpoint.pt", "the previous checkpoint is kept",
-                       f"dcgan-rt train --resume {run}")
-    assert {name: (run / name).read_bytes() for name in earlier} == earlier
-    assert load_checkpoint(run)["step"] == 4 and not temp_files(run)
-    load_generator(run)
-
-    run_cli("train", "--resume", run, "--steps", 12, check=True, timeout=600)  # space is back
-    assert load_checkpoint(run)["step"] == 12 and not temp_files(run)
-    assert json.loads((run / "generator.json").read_text())["training_step"] == 12

@@ -1,12 +1,14 @@
-"""Crashes, Ctrl-C and a second writer: finished work is never lost, nothing half-written looks valid.
+"""Crashes, Ctrl-C, a full disk and a second writer: finished work is never lost.
 
-`generate` (and `train`, once its command exists) is run as a real process and
-stopped at seeded random points, alternately by SIGINT (Ctrl-C) and SIGKILL (a
-crash, the OOM killer, a pulled plug as far as the process can tell). After every
-interruption the output directory is checked: every file under a final name is
-complete and byte-identical to what an uninterrupted run writes, the manifest /
-checkpoint loads, and no finished file went missing. Then a plain re-run finishes
-the job, and its files are compared with those of an uninterrupted run.
+`generate` and `train` run as real processes and are stopped at seeded random
+points, alternately by SIGINT (Ctrl-C) and SIGKILL (a crash, the OOM killer, a
+pulled plug as far as the process can tell). After every interruption the output
+is checked: every file under a final name is complete (for generate, byte-identical
+to what an uninterrupted run writes), the manifest / checkpoint loads, and nothing
+finished went missing. Then a plain re-run finishes the job, and the result is
+compared with an uninterrupted run made side by side. The training test also fills
+the disk at a checkpoint (RLIMIT_FSIZE, see tests/test_full_disk.py) before it
+resumes, and starts two trainings on one runs/ folder at once.
 
 Each loop prints "interruptions: N tried, M lost data" (pytest -s shows it).
 """
@@ -23,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import assert_clean_error, run_cli
 from dcgan_rt.backends import select_backend
@@ -184,7 +185,7 @@ def test_a_second_generate_on_the_same_directory_is_refused(tiny_onnx, tmp_path)
 # -- train ------------------------------------------------------------------------------------------------------
 
 TRAIN_INTERRUPTIONS = 6
-TRAIN_STEPS = 48  # 12 epochs of 4 steps: a checkpoint every 4 steps
+TRAIN_STEPS = 64  # 16 epochs of 4 steps: a checkpoint every 4 steps, more than the loop can reach
 
 
 def image_folder(folder: Path, count: int = 64) -> Path:
@@ -254,11 +255,12 @@ def _wait_for_new_epoch(proc: subprocess.Popen, runs: Path, rng: random.Random) 
     start, deadline = grids(), time.monotonic() + 180
     while proc.poll() is None and grids() <= start and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 0.3))
+    time.sleep(rng.uniform(0.0, 0.1))  # while that epoch's checkpoint and release are being written
 
 
-def test_train_loses_nothing_across_sigint_and_sigkill_and_resumes_to_the_same_weights(tmp_path):
+def test_train_survives_sigint_sigkill_and_a_full_disk_and_resumes_to_the_same_weights(tmp_path):
     from safetensors.torch import load_file
+    from test_full_disk import run_cli_limited
 
     from dcgan_rt.train.checkpoint import load_checkpoint
 
@@ -278,7 +280,7 @@ def test_train_loses_nothing_across_sigint_and_sigkill_and_resumes_to_the_same_w
         temps_before = {r.name: temp_files(r) for r in run_dirs(runs)}  # a SIGKILL's leftovers, if any
         proc = start_cli(*args)
         if rng.random() < 0.4:
-            time.sleep(rng.uniform(0.3, 3.0))  # often still importing torch or loading the data
+            time.sleep(rng.uniform(0.05, 1.5))  # mostly still importing torch or loading the data
         else:
             _wait_for_new_epoch(proc, runs, rng)
         hit = proc.poll() is None
@@ -299,12 +301,22 @@ def test_train_loses_nothing_across_sigint_and_sigkill_and_resumes_to_the_same_w
         assert not problems, f"after {signal.Signals(sig).name} #{k}: {problems}"
     print(f"\ntrain: interruptions: {tried} tried, {lost} lost data; checkpoints at steps {steps}")
     assert tried >= TRAIN_INTERRUPTIONS - 1
-
     resumable = [r for r in run_dirs(runs) if (r / "checkpoint.pt").exists()]
-    final = start_cli(*(["train", "--resume", resumable[-1]] if resumable else [*train_args(data), "--out", runs]))
+    assert resumable and max(steps.values()) < TRAIN_STEPS, "the loop finished the job: raise TRAIN_STEPS"
+    done = resumable[-1]
+
+    # A full disk at the next checkpoint (~160 KB; the config and sample grid written before it are far
+    # smaller): one clear error, the previous checkpoint and release untouched, no temp file.
+    earlier = {name: (done / name).read_bytes() for name in ("checkpoint.pt", "generator.safetensors")}
+    proc = run_cli_limited("train", "--resume", done, max_file_bytes=100_000)
+    assert_clean_error(proc, 1, "cannot write", "checkpoint.pt", "the previous checkpoint is kept",
+                       f"dcgan-rt train --resume {done}")
+    assert {name: (done / name).read_bytes() for name in earlier} == earlier
+    assert check_run_dir(done, clean=True, temps_before=set())[1] == []
+
+    final = start_cli("train", "--resume", done)  # space is back
     _, stderr = final.communicate(timeout=600)
     assert final.returncode == 0, stderr
-    done = run_dirs(runs)[-1]
     assert check_run_dir(done, clean=True)[1] == []
 
     assert reference.wait(timeout=600) == 0, reference.stderr.read()

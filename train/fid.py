@@ -7,7 +7,8 @@ benchmarks/bench_fid.py).
 - Fréchet distance (Heusel et al., 2017) between Gaussians fitted to two feature sets:
   |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)). The trace of the square root is
   taken as the sum of sqrt(eigenvalues) of the symmetric PSD matrix S1^(1/2) S2 S1^(1/2),
-  which has the same spectrum as S1 S2 and, unlike scipy's sqrtm, never goes complex.
+  which has the same spectrum as S1 S2 and, unlike scipy's sqrtm, never goes complex
+  (with fewer images than dimensions, an equivalent n x n problem: fid_from_stats).
 - KID (Bińkowski et al., 2018): the unbiased MMD^2 with the cubic polynomial kernel
   k(x, y) = (x.y / d + 1)^3, averaged over random subsets (StyleGAN and torchmetrics:
   100 subsets of up to 1,000), reported with the subsets' standard deviation.
@@ -72,7 +73,19 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_stats(a: FeatureStats, b: FeatureStats) -> float:
-    return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
+    """FID between two feature sets. When one set has fewer images than dimensions, its
+    covariance is X^T X / (n - 1) for the centred features X (n, D), and S_a S_b has the
+    same non-zero eigenvalues as the symmetric n x n matrix X S_b X^T / (n - 1): an n x n
+    eigenproblem instead of two D x D ones (seconds instead of a minute at D = 2048)."""
+    small, other = (a, b) if a.num_images <= b.num_images else (b, a)
+    n, d = small.num_images, small.mu.size
+    if n - 1 >= d:
+        return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
+    x = small.features.astype(np.float64) - small.mu  # (n, D)
+    m = x @ other.sigma @ x.T / (n - 1)  # (n, n)
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+    diff = a.mu - b.mu
+    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * tr_covmean)
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: int = KID_SUBSETS,

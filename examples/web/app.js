@@ -47,7 +47,15 @@ function showCard({ card, io, props }, source) {
       return [dt, dd];
     }),
   );
-  const pretty = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, JSON.parse(v)]));
+  // Values are JSON documents except plain-string markers such as dcgan_rt.optimized.
+  const parse = (v) => {
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  };
+  const pretty = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, parse(v)]));
   $("metadata").textContent = JSON.stringify(pretty, null, 2);
 }
 
