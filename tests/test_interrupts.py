@@ -185,7 +185,7 @@ def test_a_second_generate_on_the_same_directory_is_refused(tiny_onnx, tmp_path)
 # -- train ------------------------------------------------------------------------------------------------------
 
 TRAIN_INTERRUPTIONS = 6
-TRAIN_STEPS = 64  # 16 epochs of 4 steps: a checkpoint every 4 steps, more than the loop can reach
+TRAIN_STEPS = 160  # 40 epochs of 4 steps: a checkpoint every 4 steps, far more than the loop can reach
 
 
 def image_folder(folder: Path, count: int = 64) -> Path:
