@@ -178,3 +178,16 @@ def test_concurrent_trainings_get_distinct_run_dirs(tmp_path):
         made = list(pool.map(make, range(8)))
     numbers = sorted(int(p.name[:5]) for p in made)
     assert numbers == list(range(8)) and len({p.name for p in made}) == 8
+
+
+def test_a_long_run_s_animation_keeps_at_most_40_frames_ending_on_the_last_epoch(tmp_path):
+    import numpy as np
+
+    from dcgan_rt.train.plots import save_progression
+
+    grids = [np.full((4, 1, 16, 16), k, dtype=np.uint8) for k in range(150)]  # epoch k draws gray level k
+    save_progression(grids, [f"ep {k + 1}" for k in range(150)], tmp_path / "p.png", tmp_path / "p.gif")
+    with Image.open(tmp_path / "p.gif") as gif:
+        assert gif.n_frames == 40
+        gif.seek(39)
+        assert np.asarray(gif.convert("L")).max() == 149  # the last epoch's grid closes the animation

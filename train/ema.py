@@ -50,10 +50,12 @@ class GeneratorEMA:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(generator: nn.Module, z_dim: int, device: torch.device, batches: int = 8,
-                          batch_size: int = 256, seed: int = 0) -> None:
+def recalibrate_batchnorm(generator: nn.Module, z_dim: int, device: torch.device, batches: int = 4,
+                          batch_size: int = 128, seed: int = 0) -> None:
     """Set every BatchNorm's running mean/var to the generator's own statistics over
-    `batches` x `batch_size` latents (a fixed seed, so the result is reproducible)."""
+    `batches` x `batch_size` latents (a fixed seed, so the result is reproducible). 512
+    latents are plenty: 2,048 changed the digit score of a trained generator by 0.1 points,
+    and this runs at every epoch's end."""
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return

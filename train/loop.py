@@ -250,12 +250,17 @@ class Trainer:
         z = torch.randn(real.shape[0] * world.world_size, self.opts.z_dim, device=self.device, generator=self.noise)
         if world.distributed:
             z = z[world.rank::world.world_size]
+        r1 = self.opts.r1_gamma > 0 and self.state.step % self.opts.r1_every == 0
+        if r1:
+            real = real.detach().requires_grad_(True)
         with self._autocast():
             fake = g(z)  # (B, C, H, W)
             d_real = d(real).float()  # (B,) logits
             d_fake = d(fake.detach()).float()
             loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.real_label))
                       + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        if r1:
+            loss_d = loss_d + self.r1_penalty(real, d_real)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
@@ -281,6 +286,13 @@ class Trainer:
         with torch.no_grad():
             return torch.stack([loss_d.detach(), loss_g.detach(),
                                 torch.sigmoid(d_real.detach()).mean(), torch.sigmoid(d_fake.detach()).mean()])
+
+    def r1_penalty(self, real: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+        """gamma/2 * E|grad_x D(x)|^2 at real images, times r1_every (the lazy schedule applies
+        it once every r1_every steps). Keeping D flat around the real digits stops it from
+        memorising a small data set, the usual way a DCGAN's D wins and its G then degrades."""
+        (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+        return grad.float().square().sum(dim=(1, 2, 3)).mean() * (self.opts.r1_gamma / 2 * self.opts.r1_every)
 
     # -- what gets sampled and exported ---------------------------------------------------
 

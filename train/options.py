@@ -46,6 +46,8 @@ class TrainOptions:
     beta2: float = 0.999
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
+    r1_gamma: float = 1.0  # R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
+    r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
     ema_kimg: float = 10.0  # half-life of the generator EMA in thousands of images; 0 turns it off
     ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
     seed: int = 0
@@ -68,7 +70,7 @@ class TrainOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"--{name} must be at least 1, got {value}")
-        for name in ("batch_size", "z_dim", "g_width", "d_width", "log_every", "grid_size"):
+        for name in ("batch_size", "z_dim", "g_width", "d_width", "log_every", "grid_size", "r1_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.batch_size < 2:
@@ -81,6 +83,8 @@ class TrainOptions:
                 raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 0.5:
             raise UsageError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.r1_gamma < 0:
+            raise UsageError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
         if self.ema_kimg < 0:
             raise UsageError(f"--ema-kimg must be 0 (off) or positive, got {self.ema_kimg}")
         if self.device not in DEVICES:

@@ -57,15 +57,19 @@ def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> None:
 
 
 def save_progression(grids: Sequence[np.ndarray], labels: Sequence[str], strip_path: Path, gif_path: Path,
-                     seeds_shown: int = 8, max_columns: int = 12) -> None:
+                     seeds_shown: int = 8, max_columns: int = 12, max_frames: int = 40) -> None:
     """From per-epoch samples of the same fixed latents ((N, C, H, W) uint8 each):
     a strip with one row per latent and one column per epoch (at most max_columns,
-    evenly spaced, always ending with the last), and an animated GIF of the full grids."""
+    evenly spaced, always ending with the last), and an animated GIF of the full grids
+    (at most max_frames of them, spaced the same way)."""
     from PIL import Image, ImageDraw
 
     if not grids:
         return
-    picks = np.unique(np.linspace(0, len(grids) - 1, min(len(grids), max_columns)).round().astype(int))
+    def spaced(count: int) -> np.ndarray:
+        return np.unique(np.linspace(0, len(grids) - 1, min(len(grids), count)).round().astype(int))
+
+    picks = spaced(max_columns)
     res = grids[0].shape[-1]
     scale = display_scale(res)
     # columns = epochs: image [latent j, epoch k] at row j, column k
@@ -82,7 +86,7 @@ def save_progression(grids: Sequence[np.ndarray], labels: Sequence[str], strip_p
     write_bytes(strip_path, _png_bytes(canvas))
 
     frames = [_pil(make_grid(g), scale).convert("P") if g.shape[1] == 3 else _pil(make_grid(g), scale)
-              for g in grids]
+              for g in (grids[k] for k in spaced(max_frames))]
     durations = [400] * (len(frames) - 1) + [2000]  # linger on the final epoch
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
