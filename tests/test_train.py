@@ -64,8 +64,12 @@ def test_train_writes_every_artifact(two_epochs, digits_dir):
     assert (out / "latest").resolve() == run.resolve()
 
     config = json.loads((run / "train_config.json").read_text())
-    assert config["options"]["batch_size"] == 16 and config["options"]["lr_g"] == 2e-4
-    assert config["options"]["beta1"] == 0.5 and config["options"]["loss"] == "bce"
+    from dcgan_rt.train.options import TrainOptions
+
+    defaults = TrainOptions()
+    assert config["options"]["batch_size"] == 16  # as given; every other option recorded at its default
+    for name in ("lr_g", "lr_d", "beta1", "beta2", "loss", "r1_gamma", "r1_every", "ema_kimg", "seed"):
+        assert config["options"][name] == getattr(defaults, name), name
     assert config["dataset"] == {"name": str(digits_dir), "num_images": 48, "skipped": 0}
     assert config["steps_per_epoch"] == 3 and config["total_steps"] == 6
 

@@ -18,7 +18,7 @@ from dcgan_rt.errors import UsageError
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba")
 LOSSES = ("bce",)
-DEFAULT_EPOCHS = 20
+DEFAULT_EPOCHS = 80
 
 # Options a resumed run may change; everything else must match the run being continued.
 # (sync_bn, like device, is about where the run trains: a run may resume on other hardware.
@@ -36,19 +36,19 @@ class TrainOptions:
     steps: int | None = None  # total optimizer steps; stops mid-epoch if needed
     img_resolution: int = 32
     img_channels: int = 1
-    batch_size: int = 64
+    batch_size: int = 32
     z_dim: int = 100
-    g_width: int = 32
-    d_width: int = 32
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    g_width: int = 48
+    d_width: int = 16
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    beta1: float = 0.0
+    beta2: float = 0.99
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
     r1_gamma: float = 1.0  # R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
-    ema_kimg: float = 10.0  # half-life of the generator EMA in thousands of images; 0 turns it off
+    ema_kimg: float = 20.0  # half-life of the generator EMA in thousands of images; 0 turns it off
     ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
     seed: int = 0
     device: str = "auto"
