@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,13 @@ def require_tensorrt():
     reason = _tensorrt_skip_reason()
     if reason:
         pytest.skip(reason)
+
+
+def as_in_a_terminal() -> None:
+    """Popen preexec_fn for processes a test stops with SIGINT: Ctrl-C's default action, even
+    when pytest itself was started in the background (where the shell ignores SIGINT, and
+    its children would inherit that until dcgan-rt installs its own handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,

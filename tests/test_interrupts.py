@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import assert_clean_error, run_cli
+from conftest import as_in_a_terminal, assert_clean_error, run_cli
 from dcgan_rt.backends import select_backend
 from dcgan_rt.images import encode_png, encode_pngs, make_grid
 from dcgan_rt.latents import latent_range
@@ -44,7 +44,7 @@ def start_cli(*args, cwd: Path | None = None) -> subprocess.Popen:
     # One torch thread: cheaper on a shared 2-core machine, and the same for every run compared.
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "DCGAN_RT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd + [str(a) for a in args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
 
 
 def _is_temp(name: str) -> bool:

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import assert_clean_error, run_cli
+from conftest import as_in_a_terminal, assert_clean_error, run_cli
 from dcgan_rt.train.data import mnist_5k_arrays
 
 TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--batch-size", "16"]
@@ -139,7 +139,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(digits_dir, tmp_path):
     exe = Path(sys.executable).with_name("dcgan-rt")
     cmd = [str(exe), "train", "--data", str(digits_dir), "--out", str(tmp_path), "--steps", "100000", *TINY]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **ENV, "NO_COLOR": "1"})
+                            env={**os.environ, **ENV, "NO_COLOR": "1"}, preexec_fn=as_in_a_terminal)
     samples = tmp_path / "latest" / "samples"
     deadline = time.monotonic() + 240
     while not (samples.is_dir() and any(samples.glob("epoch_0002.png"))) and time.monotonic() < deadline:
