@@ -5,7 +5,8 @@ Run: python benchmarks/bench_train.py [--steps 40] [--repeats 3] [--threads N]
 Both sides train the same networks (dcgan_rt.train.networks at the same widths, batch
 and resolution) on the same mnist-5k digits on the CPU, and do the same arithmetic
 per step: one D update on a real and a fake batch, one non-saturating G update, BCE
-on D's logits, Adam(2e-4, 0.5). The baseline is pytorch/examples' dcgan/main.py loop
+on D's logits, Adam (main.py's 2e-4, 0.5 for the baseline, dcgan-rt's defaults for it: the same
+cost). The baseline is pytorch/examples' dcgan/main.py loop
 as written there: a torchvision-style Dataset of PIL images with Resize/ToTensor/
 Normalize transforms behind a DataLoader (2 workers, shuffle), D's weight gradients
 computed in the G step, NCHW tensors, no EMA. dcgan-rt's side is the real
@@ -69,8 +70,9 @@ class PlainLoop:
         torch.manual_seed(0)
         self.netG, self.netD = build_generator(cfg), build_discriminator(cfg)
         self.criterion = nn.BCEWithLogitsLoss()
-        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=opts.lr_d, betas=(opts.beta1, 0.999))
-        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=opts.lr_g, betas=(opts.beta1, 0.999))
+        # main.py's optimiser whatever dcgan-rt's defaults are (its --lr 0.0002, --beta1 0.5)
+        self.optimizerD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optimizerG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.loader = torch.utils.data.DataLoader(_Digits(cfg.img_resolution), batch_size=opts.batch_size,
                                                   shuffle=True, num_workers=workers, drop_last=True)
         self.z_dim = cfg.z_dim

@@ -75,7 +75,8 @@ def run_plain(minutes: float, cpu: bool = False) -> None:
     from dcgan_rt.train.digits import score_digits
     from dcgan_rt.train.options import TrainOptions
 
-    opts = TrainOptions(g_width=64, d_width=64, batch_size=128, ema_kimg=0)
+    opts = TrainOptions(g_width=64, d_width=64, batch_size=128, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
+                        ema_kimg=0, r1_gamma=0)  # pytorch/examples dcgan/main.py
     loop = PlainLoop(opts)
     clock = time.process_time if cpu else time.perf_counter
     t, images, steps = clock(), 0, 0
