@@ -56,3 +56,9 @@ def test_the_penalty_changes_d_only_on_every_r1_every_th_step(digits, tmp_path, 
 def test_bad_r1_options_are_refused(field, value, needle):
     with pytest.raises(UsageError, match=needle):
         TrainOptions(**{field: value})
+
+
+def test_a_run_recorded_before_r1_existed_resumes_without_it():
+    recorded = {k: v for k, v in TrainOptions().to_dict().items() if k not in ("r1_gamma", "r1_every")}
+    assert TrainOptions.from_dict(recorded).r1_gamma == 0.0
+    assert TrainOptions.from_dict(TrainOptions().to_dict()) == TrainOptions()

@@ -110,7 +110,9 @@ class TrainOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # A run recorded before an option existed trained without it: resume it that way.
+        recorded_before = {"r1_gamma": 0.0}
+        return cls(**{**recorded_before, **{k: v for k, v in data.items() if k in known}})
 
     def replace(self, **changes: Any) -> "TrainOptions":
         return dataclasses.replace(self, **changes)
