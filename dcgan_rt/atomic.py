@@ -24,6 +24,14 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def existing_ancestor(path: Path) -> Path:
+    """`path` itself if it exists, else its nearest existing ancestor: what decides
+    whether `path` can be created (checked before any work starts)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside `path`; on clean exit it replaces `path`, on error it vanishes."""

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from dcgan_rt.atomic import write_bytes, write_json
+from dcgan_rt.atomic import existing_ancestor, write_bytes, write_json
 from dcgan_rt.backends import Backend, select_backend, source_sha256
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.errors import DcganRtError, UsageError
@@ -186,11 +186,7 @@ def check_out_dir(out: Path) -> None:
     """Refuse an --out that cannot become a writable directory, without creating it."""
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} is a file, not a directory: choose a new or empty directory")
-    ancestor = out
-    while not ancestor.exists():
-        if ancestor.parent == ancestor:
-            break
-        ancestor = ancestor.parent
+    ancestor = existing_ancestor(out)
     if not ancestor.is_dir():
         raise OutputDirError(f"cannot create --out {out}: {ancestor} is a file, not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):

@@ -66,6 +66,15 @@ class TrainData:
     images: torch.Tensor  # (N, C, R, R) uint8
     labels: torch.Tensor | None = None  # (N,) int64 class labels where the source has them
     skipped: list[str] = field(default_factory=list)  # unreadable files left out
+    _on_device: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def images_on(self, device: torch.device) -> torch.Tensor:
+        """`images` on `device`, copied there once and kept (every epoch gathers from it)."""
+        if device.type == "cpu":
+            return self.images
+        if self._on_device is None or self._on_device.device != device:
+            self._on_device = self.images.to(device)
+        return self._on_device
 
     @property
     def num_images(self) -> int:

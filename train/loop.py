@@ -139,12 +139,7 @@ def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoc
     (under torchrun, this rank's share of each batch, from `sampler`)."""
     images = data.images
     if device.type == "cuda" and images.numel() <= 2 * 1024**3:
-        # Keep the uint8 set on the GPU (copied once per run): a batch is one gather.
-        cached = getattr(data, "_device_images", None)
-        if cached is None or cached.device != device:
-            cached = images.to(device)
-            data._device_images = cached
-        images = cached
+        images = data.images_on(device)  # the uint8 set kept on the GPU: a batch is one gather
     if sampler is not None:
         sampler.set_epoch(epoch)
         index_batches = sampler.batches(start)

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from dcgan_rt.atomic import existing_ancestor
 from dcgan_rt.errors import DcganRtError
 
 _RUN_NAME = re.compile(r"^(\d{5,})-")
@@ -30,9 +31,7 @@ def run_desc(data_name: str, img_resolution: int) -> str:
 def check_out_dir(out: str | Path) -> None:
     """Fail early (before any data is loaded) when `out` cannot be created or written."""
     out = Path(out)
-    existing = out.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = existing_ancestor(out.absolute())
     if not existing.is_dir():
         raise DcganRtError(f"cannot create the output folder {out}: {existing} is a file; pass a writable --out")
     if not os.access(existing, os.W_OK | os.X_OK):
