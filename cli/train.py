@@ -43,6 +43,8 @@ def train(
     beta1: Annotated[Optional[float], _opt("--beta1", help="Adam beta1.", default=D.beta1)] = None,
     beta2: Annotated[Optional[float], _opt("--beta2", help="Adam beta2.", default=D.beta2)] = None,
     label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="One-sided: D's target for real images is 1 minus this.", default=D.label_smoothing)] = None,
+    code_dim: Annotated[Optional[int], _opt("--code-dim", help="InfoGAN categorical code: the first N entries of z pick one of N kinds of image (0: plain DCGAN).", default=D.code_dim)] = None,
+    info_lambda: Annotated[Optional[float], _opt("--info-lambda", help="Weight of the InfoGAN code loss.", default=D.info_lambda)] = None,
     r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=D.r1_gamma)] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
     ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off).", default=D.ema_kimg)] = None,
@@ -60,8 +62,8 @@ def train(
         "data": data, "data_root": str(data_root) if data_root else None, "out": str(out) if out else None,
         "epochs": epochs, "steps": steps, "img_resolution": img_resolution, "img_channels": img_channels,
         "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
-        "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "r1_gamma": r1_gamma,
-        "r1_every": r1_every, "ema_kimg": ema_kimg,
+        "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,
+        "info_lambda": info_lambda, "r1_gamma": r1_gamma, "r1_every": r1_every, "ema_kimg": ema_kimg,
         "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
     }
     if resume is not None:
@@ -122,7 +124,8 @@ def _metrics_text(state) -> str:
     m = state.metrics
     if not m:
         return ""
-    return (f"loss_D {m['loss_d']:.3f}  loss_G {m['loss_g']:.3f}  D(x) {m['d_real']:.2f}  "
+    code = f"  loss_code {m['loss_code']:.3f}" if state.opts.code_dim else ""
+    return (f"loss_D {m['loss_d']:.3f}  loss_G {m['loss_g']:.3f}{code}  D(x) {m['d_real']:.2f}  "
             f"D(G(z)) {m['d_fake']:.2f}  {state.images_per_s:,.0f} img/s")
 
 

@@ -22,6 +22,11 @@ class ModelConfig:
 
     g_width / d_width are the channel counts at the highest resolution
     (pytorch/examples' ngf / ndf); each halving of the resolution doubles them.
+    code_dim > 0 adds InfoGAN's categorical code (Chen et al., 2016): the generator reads
+    the first code_dim entries of z as a one-hot code (their argmax, so a uniform
+    categorical draw from the same N(0, I) latents) and the discriminator gets code_dim
+    more outputs that predict it. 0 is the plain DCGAN (and what an artifact without the
+    key means).
     """
 
     z_dim: int = 100
@@ -29,6 +34,7 @@ class ModelConfig:
     img_channels: int = 1
     g_width: int = 64
     d_width: int = 64
+    code_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.img_resolution not in IMG_RESOLUTIONS:
@@ -42,6 +48,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.code_dim, int) or isinstance(self.code_dim, bool) or self.code_dim < 0:
+            raise UsageError(f"code_dim must be 0 (no code) or a positive integer, got {self.code_dim!r}")
+        if self.code_dim == 1 or self.code_dim >= self.z_dim:
+            raise UsageError(f"code_dim must be 0 (no code) or from 2 to z_dim - 1 ({self.z_dim - 1}), "
+                             f"got {self.code_dim}")
 
     @property
     def num_upsamplings(self) -> int:

@@ -99,7 +99,7 @@ class HalfPrecision(nn.Module):
         self.generator = fold_batchnorm(generator).half()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z.half()).float()
+        return self.generator.main(self.generator.latent_input(z).half()).float()
 
 
 def variant_module(generator: Generator, variant: Variant) -> nn.Module:

@@ -6,7 +6,8 @@ from torch import nn
 
 from dcgan_rt.config import ModelConfig
 from dcgan_rt.errors import ArtifactError, UsageError
-from dcgan_rt.train.networks import build_discriminator, build_generator
+from dcgan_rt.latents import latent_range
+from dcgan_rt.train.networks import build_discriminator, build_generator, select_code
 
 
 @pytest.mark.parametrize("img_resolution", [16, 32, 64, 128])
@@ -17,7 +18,7 @@ def test_shapes(img_resolution, img_channels):
     images = g(torch.randn(3, 12))
     assert images.shape == (3, img_channels, img_resolution, img_resolution)
     assert images.abs().max() <= 1.0
-    assert d(images).shape == (3,)
+    assert d(images).shape == (3, 1)
 
 
 def test_radford_structure():
@@ -52,3 +53,37 @@ def test_config_json_round_trip_and_validation():
         ModelConfig.from_dict({**cfg.to_dict(), "ngf": 3})
     with pytest.raises(ArtifactError, match="integer"):
         ModelConfig.from_dict({**cfg.to_dict(), "z_dim": "100"})
+
+
+def test_code_generator_reads_only_the_argmax_of_the_code_entries():
+    cfg = ModelConfig(z_dim=12, img_resolution=16, g_width=4, d_width=4, code_dim=4)
+    g = build_generator(cfg).eval()
+    z = torch.randn(6, 12)
+    rescaled = z.clone()
+    rescaled[:, :4] = rescaled[:, :4] * 3 + 1  # same argmax in every row
+    with torch.no_grad():
+        assert torch.equal(g(z), g(rescaled))
+        swapped = z.clone()
+        swapped[:, :4] = -z[:, :4]  # the minimum becomes the maximum: another code
+        assert (g(swapped) - g(z)).abs().amax(dim=(1, 2, 3)).min() > 0
+    coded = select_code(z, 4)
+    assert torch.equal(coded[:, :4].sum(dim=1), torch.ones(6)) and torch.equal(coded[:, 4:], z[:, 4:])
+    assert build_discriminator(cfg)(g(z)).shape == (6, 5)
+
+
+def test_codes_are_equally_likely_under_the_standard_latents():
+    """Every code value (every kind of image) comes up 1/code_dim of the time."""
+    codes = torch.from_numpy(latent_range(0, 0, 20_000, 100))[:, :10].argmax(dim=1)
+    shares = torch.bincount(codes, minlength=10) / 20_000
+    assert shares.min() > 0.09 and shares.max() < 0.11
+
+
+@pytest.mark.parametrize("code_dim", [1, 12, -1])
+def test_bad_code_dim_is_a_usage_error(code_dim):
+    with pytest.raises(UsageError, match="code_dim"):
+        ModelConfig(z_dim=12, code_dim=code_dim)
+
+
+def test_an_artifact_without_code_dim_is_the_plain_dcgan():
+    recorded = {k: v for k, v in ModelConfig().to_dict().items() if k != "code_dim"}
+    assert ModelConfig.from_dict(recorded).code_dim == 0

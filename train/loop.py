@@ -156,7 +156,7 @@ def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoc
 class _Averages:
     """Sums of per-step scalars kept on the device; one host sync per log interval."""
 
-    KEYS = ("loss_d", "loss_g", "d_real", "d_fake")
+    KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "loss_code")
 
     def __init__(self, device: torch.device):
         self.sums = torch.zeros(len(self.KEYS), device=device, dtype=torch.float64)
@@ -236,24 +236,30 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One D update and one G update (non-saturating BCE); returns
-        [loss_D, loss_G, mean D(x), mean D(G(z))] as a tensor (no host sync)."""
+        """One D update and one G update (non-saturating BCE, plus InfoGAN's code loss when
+        the model has a code); returns [loss_D, loss_G, mean D(x), mean D(G(z)), loss_code]
+        as a tensor (no host sync)."""
         g, d = self.g_train, self.d_train
         world = self.world
+        code_dim = self.opts.code_dim
         # Every rank draws the whole global batch's latents and keeps its rows, so the
         # noise stream (and the checkpointed RNG state) does not depend on the world size.
         z = torch.randn(real.shape[0] * world.world_size, self.opts.z_dim, device=self.device, generator=self.noise)
         if world.distributed:
             z = z[world.rank::world.world_size]
+        code = z[:, :code_dim].argmax(dim=1) if code_dim else None  # what the generator reads from z
         r1 = self.opts.r1_gamma > 0 and self.state.step % self.opts.r1_every == 0
         if r1:
             real = real.detach().requires_grad_(True)
         with self._autocast():
             fake = g(z)  # (B, C, H, W)
-            d_real = d(real).float()  # (B,) logits
-            d_fake = d(fake.detach()).float()
+            d_real = d(real).float()[:, 0]  # (B,) logits
+            out_fake = d(fake.detach()).float()  # (B, 1 + code_dim)
+            d_fake = out_fake[:, 0]
             loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.real_label))
                       + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+            loss_code = self.code_loss(out_fake, code)
+            loss_d = loss_d + self.opts.info_lambda * loss_code
         if r1:
             loss_d = loss_d + self.r1_penalty(real, d_real)
         self.opt_d.zero_grad(set_to_none=True)
@@ -266,8 +272,10 @@ class Trainer:
         d = self.d
         d.requires_grad_(False)
         with self._autocast():
-            d_gen = d(fake).float()
-            loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+            out_gen = d(fake).float()
+            d_gen = out_gen[:, 0]
+            loss_g = (F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+                      + self.opts.info_lambda * self.code_loss(out_gen, code))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -279,8 +287,17 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.g, batch, self.state.cur_nimg)
         with torch.no_grad():
-            return torch.stack([loss_d.detach(), loss_g.detach(),
-                                torch.sigmoid(d_real.detach()).mean(), torch.sigmoid(d_fake.detach()).mean()])
+            return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(d_real.detach()).mean(),
+                                torch.sigmoid(d_fake.detach()).mean(), loss_code.detach()])
+
+    @staticmethod
+    def code_loss(d_out: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """InfoGAN's loss: cross-entropy of D's code logits against the code G was given
+        (a lower bound on their mutual information, up to a constant). Both D and G minimise
+        it, so G's codes become different kinds of image: on digits, mostly one class each."""
+        if code is None:
+            return d_out.new_zeros(())
+        return F.cross_entropy(d_out[:, 1:], code)
 
     def r1_penalty(self, real: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
         """gamma/2 * E|grad_x D(x)|^2 at real images, times r1_every (the lazy schedule applies

@@ -4,6 +4,13 @@ Training tier (torch). Generator: a 4x4 projection by transposed convolution, th
 stride-2 transposed convolutions + BatchNorm + ReLU doubling the resolution, tanh out.
 Discriminator: stride-2 convolutions + BatchNorm + LeakyReLU(0.2) (no BatchNorm on
 the first layer), a 4x4 convolution to one logit per image.
+
+With ModelConfig.code_dim > 0 (InfoGAN, Chen et al., 2016) the generator turns the
+first code_dim entries of z into a one-hot code, and the discriminator's last
+convolution has code_dim more outputs, the code logits (InfoGAN's Q shares every
+other layer with D). A generator is a continuous map, so one alone must spread its
+output between the data's separate modes (digits that are half 4, half 9); a
+discrete code lets it jump between them.
 """
 
 from __future__ import annotations
@@ -21,6 +28,19 @@ def _g_channels(cfg: ModelConfig, resolution: int) -> int:
 
 def _d_channels(cfg: ModelConfig, resolution: int) -> int:
     return cfg.d_width * cfg.img_resolution // (2 * resolution)
+
+
+def select_code(z: torch.Tensor, code_dim: int) -> torch.Tensor:
+    """z (N, z_dim) with z[:, :code_dim] replaced by the one-hot of its argmax.
+
+    The argmax of code_dim i.i.d. normals is uniform over the code_dim values, so the
+    latents stay N(0, I) for every caller. Written as a comparison with the maximum
+    (ReduceMax, Equal) rather than ArgMax + OneHot: those two ops run on every ONNX
+    backend. An exact tie would give two ones; with float32 latents it does not happen.
+    """
+    head = z[:, :code_dim]
+    one_hot = (head == head.amax(dim=1, keepdim=True)).to(z.dtype)
+    return torch.cat([one_hot, z[:, code_dim:]], dim=1)
 
 
 class Generator(nn.Module):
@@ -50,12 +70,21 @@ class Generator(nn.Module):
         ]  # (N, img_channels, img_resolution, img_resolution)
         self.main = nn.Sequential(*layers)
 
+    def latent_input(self, z: torch.Tensor) -> torch.Tensor:
+        """z (N, z_dim) -> the (N, z_dim, 1, 1) input of `main` (the code selected, if any).
+        In float32 always: the fp16 export calls it before casting, so no two code
+        entries can round to the same half and make a tie."""
+        if self.cfg.code_dim:
+            z = select_code(z, self.cfg.code_dim)
+        return z.reshape(z.shape[0], self.cfg.z_dim, 1, 1)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.reshape(z.shape[0], self.cfg.z_dim, 1, 1))
+        return self.main(self.latent_input(z))
 
 
 class Discriminator(nn.Module):
-    """images (N, C, H, W) in [-1, 1] -> logits (N,)."""
+    """images (N, C, H, W) in [-1, 1] -> logits (N, 1 + code_dim): column 0 says real
+    (positive) or generated; the other columns are the code logits."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -74,11 +103,11 @@ class Discriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]  # (N, c_out, r/2, r/2)
             c, resolution = c_out, resolution // 2
-        layers.append(nn.Conv2d(c, 1, 4, 1, 0, bias=False))  # (N, 1, 1, 1)
+        layers.append(nn.Conv2d(c, 1 + cfg.code_dim, 4, 1, 0, bias=False))  # (N, 1 + code_dim, 1, 1)
         self.main = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.main(images).reshape(-1)
+        return self.main(images).reshape(images.shape[0], 1 + self.cfg.code_dim)
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -46,6 +46,8 @@ class TrainOptions:
     beta2: float = 0.99
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
+    code_dim: int = 10  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN
+    info_lambda: float = 1.0  # weight of the code loss in both D's and G's loss
     r1_gamma: float = 1.0  # R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
     ema_kimg: float = 20.0  # half-life of the generator EMA in thousands of images; 0 turns it off
@@ -83,6 +85,11 @@ class TrainOptions:
                 raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 0.5:
             raise UsageError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.code_dim < 0 or self.code_dim == 1 or self.code_dim >= self.z_dim:
+            raise UsageError(f"--code-dim must be 0 (no code) or from 2 to --z-dim - 1 ({self.z_dim - 1}), "
+                             f"got {self.code_dim}")
+        if self.info_lambda < 0:
+            raise UsageError(f"--info-lambda must be 0 or positive, got {self.info_lambda}")
         if self.r1_gamma < 0:
             raise UsageError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
         if self.ema_kimg < 0:
@@ -97,7 +104,7 @@ class TrainOptions:
     @property
     def model_config(self) -> ModelConfig:
         return ModelConfig(z_dim=self.z_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
-                           g_width=self.g_width, d_width=self.d_width)
+                           g_width=self.g_width, d_width=self.d_width, code_dim=self.code_dim)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         if self.steps is not None:
@@ -111,7 +118,7 @@ class TrainOptions:
     def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
         known = {f.name for f in dataclasses.fields(cls)}
         # A run recorded before an option existed trained without it: resume it that way.
-        recorded_before = {"r1_gamma": 0.0}
+        recorded_before = {"r1_gamma": 0.0, "code_dim": 0}
         return cls(**{**recorded_before, **{k: v for k, v in data.items() if k in known}})
 
     def replace(self, **changes: Any) -> "TrainOptions":

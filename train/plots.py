@@ -123,7 +123,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def save_loss_curves(metrics_path: Path, path: Path) -> bool:
-    """losses.png from metrics.jsonl: the two losses, and D's mean outputs on real and fake."""
+    """losses.png from metrics.jsonl: the losses (the InfoGAN code loss too when the run has a
+    code), and D's mean outputs on real and fake."""
     rows = [r for r in read_metrics(metrics_path) if "loss_d" in r]
     if not rows:
         return False
@@ -137,6 +138,8 @@ def save_loss_curves(metrics_path: Path, path: Path) -> bool:
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     ax1.plot(step, [r["loss_d"] for r in rows], label="loss_D", lw=1)
     ax1.plot(step, [r["loss_g"] for r in rows], label="loss_G", lw=1)
+    if any(r.get("loss_code") for r in rows):
+        ax1.plot(step, [r.get("loss_code", 0.0) for r in rows], label="loss_code", lw=1)
     ax1.set_ylabel("loss")
     ax1.legend(loc="upper right")
     ax1.grid(alpha=0.3)
