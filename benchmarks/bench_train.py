@@ -170,7 +170,7 @@ def main() -> None:
                 args.workers),
     ]
     print(f"speed-up, same arithmetic: {ratios[0]:.2f}x at the default sizes (target >= 1.3x), {ratios[1]:.2f}x at "
-          f"examples sizes; with the default R1 penalty: {ratios[2]:.2f}x")
+          f"examples sizes; with the default R1 penalty and code: {ratios[2]:.2f}x")
 
 
 if __name__ == "__main__":

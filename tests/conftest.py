@@ -85,7 +85,7 @@ def cli():
     return run_cli
 
 
-TINY_CONFIG = dict(z_dim=16, img_resolution=16, img_channels=1, g_width=8, d_width=8)
+TINY_CONFIG = dict(z_dim=16, img_resolution=16, img_channels=1, g_width=8, d_width=8, code_dim=4)
 
 
 def make_model_dir(out: Path, seed: int = 0, **config) -> Path:

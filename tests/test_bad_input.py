@@ -133,7 +133,7 @@ class Workspace:
         from dcgan_rt.train.options import TrainOptions
 
         run = self.dir("runs/00000-mnist-5k-16px")
-        opts = TrainOptions(img_resolution=16, img_channels=1, z_dim=16, g_width=8, d_width=8, steps=8)
+        opts = TrainOptions(img_resolution=16, img_channels=1, z_dim=16, code_dim=4, g_width=8, d_width=8, steps=8)
         (run / "train_config.json").write_text(json.dumps({"options": opts.to_dict()}))
         return run
 
@@ -312,6 +312,8 @@ CASES += [  # -- train ---------------------------------------------------------
     C("train/batch-size-zero", 2, "--batch-size", lambda w: ["train", "--out", w.out, "--batch-size", "0",
                                                              "--steps", "1"]),
     C("train/z-dim-zero", 2, "--z-dim", lambda w: ["train", "--out", w.out, "--z-dim", "0", "--steps", "1"]),
+    C("train/code-dim-not-below-z-dim", 2, ("--code-dim", "got 40", "smaller --code-dim"),
+      lambda w: ["train", "--out", w.out, "--z-dim", "32", "--steps", "1"]),
     C("train/epochs-and-steps", 2, ("--epochs", "--steps"),
       lambda w: ["train", "--out", w.out, "--epochs", "1", "--steps", "5"]),
     C("train/data-unknown-name", 2, ("unknown --data 'imagenet'",),

@@ -29,7 +29,7 @@ from dcgan_rt.train.distributed import (
 )
 
 TORCHRUN_TIMEOUT = 120  # seconds; a hung collective must fail the test, not the suite
-TINY_TRAIN = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--batch-size", "8",
+TINY_TRAIN = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4", "--batch-size", "8",
               "--device", "cpu"]
 
 

@@ -187,7 +187,7 @@ def test_train_eval_every_logs_metrics_plots_and_keeps_the_best_generator(tmp_pa
 
     # 5,000 digits in batches of 1,000: 5 steps an epoch, two epochs, an evaluation after each.
     proc = run_cli("train", "--out", tmp_path / "runs", "--epochs", "2", "--batch-size", "1000",
-                   "--img-resolution", "16", "--z-dim", "16", "--g-width", "8", "--d-width", "8", "--device", "cpu",
+                   "--img-resolution", "16", "--z-dim", "16", "--code-dim", "4", "--g-width", "8", "--d-width", "8", "--device", "cpu",
                    "--lr-g", "2e-3", "--lr-d", "2e-3", "--eval-every", "1", "--eval-n", "200", check=True)
     run_dir = tmp_path / "runs" / "latest"
     assert "eval at step 10: digit_fd" in proc.stdout

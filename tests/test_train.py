@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from conftest import as_in_a_terminal, assert_clean_error, run_cli
 from dcgan_rt.train.data import mnist_5k_arrays
 
-TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--batch-size", "16"]
+TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4", "--batch-size", "16"]
 ENV = {"DCGAN_RT_OFFLINE": "1"}
 
 

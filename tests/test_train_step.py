@@ -14,7 +14,7 @@ from dcgan_rt.train.data import TrainData, mnist_5k_arrays, render_grayscale
 from dcgan_rt.train.loop import Trainer, make_batches
 from dcgan_rt.train.options import TrainOptions
 
-TINY = dict(img_resolution=16, g_width=8, d_width=8, z_dim=16, batch_size=16, device="cpu", ema_kimg=0)
+TINY = dict(img_resolution=16, g_width=8, d_width=8, z_dim=16, code_dim=4, batch_size=16, device="cpu", ema_kimg=0)
 
 
 @pytest.fixture(scope="module")

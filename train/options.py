@@ -46,7 +46,7 @@ class TrainOptions:
     beta2: float = 0.99
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
-    code_dim: int = 10  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN
+    code_dim: int = 40  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN
     info_lambda: float = 1.0  # weight of the code loss in both D's and G's loss
     r1_gamma: float = 1.0  # R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
@@ -87,7 +87,7 @@ class TrainOptions:
             raise UsageError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.code_dim < 0 or self.code_dim == 1 or self.code_dim >= self.z_dim:
             raise UsageError(f"--code-dim must be 0 (no code) or from 2 to --z-dim - 1 ({self.z_dim - 1}), "
-                             f"got {self.code_dim}")
+                             f"got {self.code_dim}: with a small --z-dim pass a smaller --code-dim too")
         if self.info_lambda < 0:
             raise UsageError(f"--info-lambda must be 0 or positive, got {self.info_lambda}")
         if self.r1_gamma < 0:
