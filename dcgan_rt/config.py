@@ -16,6 +16,11 @@ IMG_RESOLUTIONS = (16, 32, 64, 128)
 IMG_CHANNELS = (1, 3)
 
 
+def valid_code_dim(code_dim: object, z_dim: int) -> bool:
+    """0 (no code), or a code of 2 or more entries that leaves at least one entry of z free."""
+    return isinstance(code_dim, int) and not isinstance(code_dim, bool) and (code_dim == 0 or 2 <= code_dim < z_dim)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a DCGAN pair (Radford et al., 2015).
@@ -48,11 +53,9 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.code_dim, int) or isinstance(self.code_dim, bool) or self.code_dim < 0:
-            raise UsageError(f"code_dim must be 0 (no code) or a positive integer, got {self.code_dim!r}")
-        if self.code_dim == 1 or self.code_dim >= self.z_dim:
+        if not valid_code_dim(self.code_dim, self.z_dim):
             raise UsageError(f"code_dim must be 0 (no code) or from 2 to z_dim - 1 ({self.z_dim - 1}), "
-                             f"got {self.code_dim}")
+                             f"got {self.code_dim!r}")
 
     @property
     def num_upsamplings(self) -> int:

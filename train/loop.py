@@ -48,7 +48,7 @@ from dcgan_rt.train.distributed import (
     rank_batch_size, run_on_main, wrap_ddp, write_rank_digests,
 )
 from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
-from dcgan_rt.train.networks import Discriminator, Generator, build_discriminator, build_generator
+from dcgan_rt.train.networks import Discriminator, Generator, build_discriminator, build_generator, code_index
 from dcgan_rt.train.options import RESUMABLE_OVERRIDES, TrainOptions
 from dcgan_rt.train.release import save_generator
 from dcgan_rt.train.rundir import create_run_dir, run_desc, update_latest
@@ -241,13 +241,12 @@ class Trainer:
         as a tensor (no host sync)."""
         g, d = self.g_train, self.d_train
         world = self.world
-        code_dim = self.opts.code_dim
         # Every rank draws the whole global batch's latents and keeps its rows, so the
         # noise stream (and the checkpointed RNG state) does not depend on the world size.
         z = torch.randn(real.shape[0] * world.world_size, self.opts.z_dim, device=self.device, generator=self.noise)
         if world.distributed:
             z = z[world.rank::world.world_size]
-        code = z[:, :code_dim].argmax(dim=1) if code_dim else None  # what the generator reads from z
+        code = code_index(z, self.opts.code_dim) if self.opts.code_dim else None
         r1 = self.opts.r1_gamma > 0 and self.state.step % self.opts.r1_every == 0
         if r1:
             real = real.detach().requires_grad_(True)

@@ -30,6 +30,11 @@ def _d_channels(cfg: ModelConfig, resolution: int) -> int:
     return cfg.d_width * cfg.img_resolution // (2 * resolution)
 
 
+def code_index(z: torch.Tensor, code_dim: int) -> torch.Tensor:
+    """z (N, z_dim) -> (N,) the code the generator reads from each latent (0..code_dim-1)."""
+    return z[:, :code_dim].argmax(dim=1)
+
+
 def select_code(z: torch.Tensor, code_dim: int) -> torch.Tensor:
     """z (N, z_dim) with z[:, :code_dim] replaced by the one-hot of its argmax.
 

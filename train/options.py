@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig
+from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig, valid_code_dim
 from dcgan_rt.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -85,7 +85,7 @@ class TrainOptions:
                 raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 0.5:
             raise UsageError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if self.code_dim < 0 or self.code_dim == 1 or self.code_dim >= self.z_dim:
+        if not valid_code_dim(self.code_dim, self.z_dim):
             raise UsageError(f"--code-dim must be 0 (no code) or from 2 to --z-dim - 1 ({self.z_dim - 1}), "
                              f"got {self.code_dim}: with a small --z-dim pass a smaller --code-dim too")
         if self.info_lambda < 0:
