@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 
 from conftest import as_in_a_terminal, assert_clean_error, run_cli
 from dcgan_rt.train.data import mnist_5k_arrays
+from dcgan_rt.train.options import TrainOptions
 
 TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4", "--batch-size", "16"]
 ENV = {"DCGAN_RT_OFFLINE": "1"}
@@ -64,8 +65,6 @@ def test_train_writes_every_artifact(two_epochs, digits_dir):
     assert (out / "latest").resolve() == run.resolve()
 
     config = json.loads((run / "train_config.json").read_text())
-    from dcgan_rt.train.options import TrainOptions
-
     defaults = TrainOptions()
     assert config["options"]["batch_size"] == 16  # as given; every other option recorded at its default
     for name in ("lr_g", "lr_d", "beta1", "beta2", "loss", "r1_gamma", "r1_every", "ema_kimg", "seed"):

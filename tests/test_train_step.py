@@ -67,13 +67,13 @@ def test_a_run_recorded_before_r1_and_the_code_existed_resumes_without_them():
     assert TrainOptions.from_dict(TrainOptions().to_dict()) == TrainOptions()
 
 
-def _code_accuracy(trainer: Trainer, code_dim: int) -> float:
+def _code_accuracy(trainer: Trainer) -> float:
     """How often D's code logits name the code G was given, on fresh latents."""
     z = torch.randn(512, trainer.opts.z_dim, generator=torch.Generator().manual_seed(99))
     with torch.no_grad():
         out = trainer.d.eval()(trainer.g.eval()(z))
     trainer.d.train(), trainer.g.train()
-    return (out[:, 1:].argmax(dim=1) == code_index(z, code_dim)).float().mean().item()
+    return (out[:, 1:].argmax(dim=1) == code_index(z, trainer.opts.code_dim)).float().mean().item()
 
 
 def test_the_code_loss_makes_each_code_a_different_kind_of_image(digits, tmp_path):
@@ -86,7 +86,7 @@ def test_the_code_loss_makes_each_code_a_different_kind_of_image(digits, tmp_pat
             for real in make_batches(digits, torch.device("cpu"), trainer.opts, epoch, 0):
                 trainer.train_step(real)
                 trainer.state.step += 1
-        accuracy[info_lambda] = _code_accuracy(trainer, 4)
+        accuracy[info_lambda] = _code_accuracy(trainer)
     assert accuracy[1.0] > 0.8 and accuracy[0.0] < 0.5, accuracy
 
 

@@ -179,7 +179,9 @@ def _vary(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Nuisance variation a person ignores when reading a digit, drawn per image: a small
     rotation / scale / shift, thinner or thicker strokes, a little blur, a little noise.
     Without it the classifier judges stroke rendering rather than the digit (real held-out
-    digits with strokes a pixel thicker fell from 95 % to 76 % recognised)."""
+    digits with strokes a pixel thicker fell from 95 % to 76 % recognised). Written on the
+    batch rather than with torchvision's v2 transforms: those draw one set of parameters
+    per call, so a batch would share one rotation, and stroke width has no transform there."""
     n, size = x.shape[0], x.shape[-1]
 
     def u(lo: float, hi: float) -> torch.Tensor:
