@@ -48,9 +48,12 @@ def train(
     r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=D.r1_gamma)] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
     ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off).", default=D.ema_kimg)] = None,
+    augment: Annotated[Optional[str], _opt("--augment", help="Augment every image D sees (real and generated, differentiably): off, diffaug (always) or ada (adaptive probability).", default=D.augment)] = None,
+    ada_kimg: Annotated[Optional[float], _opt("--ada-kimg", help="ADA: thousands of images for its probability to go from 0 to 1.", default=D.ada_kimg)] = None,
     device: Annotated[Optional[str], _opt("--device", help="auto, cpu or cuda.", default=D.device)] = None,
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", default="on")] = None,
     sync_bn: Annotated[Optional[bool], _opt("--sync-bn/--no-sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over the global batch, not each rank's share (docs/distributed.md).", default="off")] = None,
+    snapshot_kimg: Annotated[Optional[float], _opt("--snapshot-kimg", help="Sample grid, checkpoint and generator at the first epoch end after this many thousand images (0: every epoch).", default=D.snapshot_kimg)] = None,
     resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.")] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
     eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
@@ -64,6 +67,7 @@ def train(
         "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
         "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,
         "info_lambda": info_lambda, "r1_gamma": r1_gamma, "r1_every": r1_every, "ema_kimg": ema_kimg,
+        "augment": augment, "ada_kimg": ada_kimg, "snapshot_kimg": snapshot_kimg,
         "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
     }
     if resume is not None:
@@ -188,7 +192,8 @@ class PlainProgress(_Base):
             self._line(state)
 
     def on_epoch_end(self, state) -> None:
-        self._line(state)
+        if time.perf_counter() - self.last >= 5 or state.step >= state.total_steps:  # small sets: many short epochs
+            self._line(state)
 
 
 class TtyProgress(_Base):

@@ -33,7 +33,7 @@ def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient(digits, tmp_p
     real = torch.randn(5, 1, 16, 16, requires_grad=True)
     w = torch.randn(1, 1, 16, 16, requires_grad=True)  # D's weights
     logits = (real * w).sum(dim=(1, 2, 3))  # a linear D: its gradient at every image is w
-    penalty = trainer.r1_penalty(real, logits)
+    penalty = trainer.loss.r1_penalty(real, logits)
     assert penalty.item() == pytest.approx(3.0 / 2 * 4 * w.square().sum().item(), rel=1e-5)
     penalty.backward()  # differentiable in D's weights: it trains D, towards a flatter D
     assert torch.allclose(w.grad, 3.0 / 2 * 4 * 2 * w.detach(), rtol=1e-5)

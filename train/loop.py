@@ -32,7 +32,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dcgan_rt import __version__
@@ -47,7 +46,9 @@ from dcgan_rt.train.distributed import (
     SINGLE, RankBatchSampler, World, any_rank, convert_sync_batchnorm, distributed_session, mean_over_ranks,
     rank_batch_size, run_on_main, wrap_ddp, write_rank_digests,
 )
+from dcgan_rt.train.augment import ADA_INTERVAL, AugmentPipe
 from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
+from dcgan_rt.train.loss import DCGANLoss
 from dcgan_rt.train.networks import Discriminator, Generator, build_discriminator, build_generator, code_index
 from dcgan_rt.train.options import RESUMABLE_OVERRIDES, TrainOptions
 from dcgan_rt.train.release import save_generator
@@ -114,10 +115,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast_dtype(device: torch.device, opts: TrainOptions) -> torch.dtype | None:
-    """bf16 where the GPU has it (no loss scaling needed), else fp16; None on the CPU."""
+    """bf16 where the GPU computes it natively (no loss scaling needed), else fp16 with a
+    GradScaler; None on the CPU or with --no-amp."""
     if device.type != "cuda" or not opts.amp:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return amp_dtype_for(torch.cuda.get_device_capability(device))
+
+
+def amp_dtype_for(capability: tuple[int, int]) -> torch.dtype:
+    """Native bf16 arrived with compute capability 8 (Ampere). torch.cuda.is_bf16_supported()
+    also counts emulation, which would put a T4 or V100 on slow emulated bf16."""
+    return torch.bfloat16 if capability[0] >= 8 else torch.float16
 
 
 def wrap_models(g: nn.Module, d: nn.Module, device: torch.device, opts: TrainOptions,
@@ -129,8 +137,16 @@ def wrap_models(g: nn.Module, d: nn.Module, device: torch.device, opts: TrainOpt
     if opts.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     if opts.sync_bn:
-        g, d = convert_sync_batchnorm(g, world), convert_sync_batchnorm(d, world)
+        g = convert_sync_batchnorm(g, world)
+        if not sync_bn_keeps_d_local(opts):
+            d = convert_sync_batchnorm(d, world)
     return g, d
+
+
+def sync_bn_keeps_d_local(opts: TrainOptions) -> bool:
+    """R1 differentiates D's gradient, and SyncBatchNorm's backward cannot be differentiated
+    again (pytorch issue 61222): with R1 on, --sync-bn synchronises G's BatchNorm only."""
+    return opts.sync_bn and opts.r1_gamma > 0
 
 
 def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int,
@@ -156,7 +172,7 @@ def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoc
 class _Averages:
     """Sums of per-step scalars kept on the device; one host sync per log interval."""
 
-    KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "loss_code")
+    KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "loss_code", "augment_p")
 
     def __init__(self, device: torch.device):
         self.sums = torch.zeros(len(self.KEYS), device=device, dtype=torch.float64)
@@ -222,11 +238,18 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.augment = (AugmentPipe(opts.augment, device, opts.seed + 2, opts.ada_kimg)
+                        if opts.augment != "off" else None)
+        self.loss = DCGANLoss(self.d_train, self.d, opts, self.augment, self.scaler, self._autocast)
+        if world.is_main and sync_bn_keeps_d_local(opts) and world.distributed:
+            for cb in self.callbacks:
+                cb.message("--sync-bn with the R1 penalty: G's BatchNorm is synchronised, D's stays per rank "
+                           "(SyncBatchNorm has no double backward, which R1 needs; --r1-gamma 0 syncs both)")
         self.noise = torch.Generator(device=device).manual_seed(opts.seed + 1)
         spe = steps_per_epoch(data.num_images, opts.batch_size)
         self.state = TrainState(run_dir, opts, spe, opts.total_steps(spe))
+        self._snapshot_nimg = 0  # images seen at the last sample grid + checkpoint
         self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, opts.grid_size, cfg.z_dim))
-        self.real_label = 1.0 - opts.label_smoothing
 
     # -- one optimisation step ----------------------------------------------------------
 
@@ -236,10 +259,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One D update and one G update (non-saturating BCE, plus InfoGAN's code loss when
-        the model has a code); returns [loss_D, loss_G, mean D(x), mean D(G(z)), loss_code]
-        as a tensor (no host sync)."""
-        g, d = self.g_train, self.d_train
+        """One D update and one G update (the objective is dcgan_rt.train.loss); returns
+        [loss_D, loss_G, mean D(x), mean D(G(z)), loss_code, augment p] as a tensor (no host sync)."""
         world = self.world
         # Every rank draws the whole global batch's latents and keeps its rows, so the
         # noise stream (and the checkpointed RNG state) does not depend on the world size.
@@ -248,62 +269,33 @@ class Trainer:
             z = z[world.rank::world.world_size]
         code = code_index(z, self.opts.code_dim) if self.opts.code_dim else None
         r1 = self.opts.r1_gamma > 0 and self.state.step % self.opts.r1_every == 0
-        if r1:
-            real = real.detach().requires_grad_(True)
         with self._autocast():
-            fake = g(z)  # (B, C, H, W)
-            d_real = d(real).float()[:, 0]  # (B,) logits
-            out_fake = d(fake.detach()).float()  # (B, 1 + code_dim)
-            d_fake = out_fake[:, 0]
-            loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.real_label))
-                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-            loss_code = self.code_loss(out_fake, code)
-            loss_d = loss_d + self.opts.info_lambda * loss_code
-        if r1:
-            loss_d = loss_d + self.r1_penalty(real, d_real)
+            fake = self.g_train(z)  # (B, C, H, W)
+        loss_d, d_real, d_fake, loss_code = self.loss.discriminator_loss(real, fake, code, r1)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
 
         # G step: gradients flow through D to the images only; D's weight gradients are
-        # not needed, and skipping them saves a third of this backward pass. (The plain D,
-        # not its DDP wrapper: there are no D gradients to average.)
-        d = self.d
-        d.requires_grad_(False)
-        with self._autocast():
-            out_gen = d(fake).float()
-            d_gen = out_gen[:, 0]
-            loss_g = (F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-                      + self.opts.info_lambda * self.code_loss(out_gen, code))
+        # not needed, and skipping them saves a third of this backward pass.
+        self.d.requires_grad_(False)
+        loss_g = self.loss.generator_loss(fake, code)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
-        d.requires_grad_(True)
+        self.d.requires_grad_(True)
 
         batch = real.shape[0] * world.world_size  # the global batch: every rank steps alike
         self.state.cur_nimg += batch
         if self.ema is not None:
             self.ema.update(self.g, batch, self.state.cur_nimg)
+        p = self.augment.p if self.augment is not None else loss_d.new_zeros(())
+        if self.augment is not None and (self.state.step + 1) % ADA_INTERVAL == 0:
+            self.augment.update(batch, (lambda t: mean_over_ranks(t, world)) if world.distributed else None)
         with torch.no_grad():
             return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(d_real.detach()).mean(),
-                                torch.sigmoid(d_fake.detach()).mean(), loss_code.detach()])
-
-    @staticmethod
-    def code_loss(d_out: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
-        """InfoGAN's loss: cross-entropy of D's code logits against the code G was given
-        (a lower bound on their mutual information, up to a constant). Both D and G minimise
-        it, so G's codes become different kinds of image: on digits, mostly one class each."""
-        if code is None:
-            return d_out.new_zeros(())
-        return F.cross_entropy(d_out[:, 1:], code)
-
-    def r1_penalty(self, real: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
-        """gamma/2 * E|grad_x D(x)|^2 at real images, times r1_every (the lazy schedule applies
-        it once every r1_every steps). Keeping D flat around the real digits stops it from
-        memorising a small data set, the usual way a DCGAN's D wins and its G then degrades."""
-        (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-        return grad.float().square().sum(dim=(1, 2, 3)).mean() * (self.opts.r1_gamma / 2 * self.opts.r1_every)
+                                torch.sigmoid(d_fake.detach()).mean(), loss_code.detach(), p.float()])
 
     # -- what gets sampled and exported ---------------------------------------------------
 
@@ -341,6 +333,7 @@ class Trainer:
             "G_ema": self.ema.state_dict() if self.ema is not None else {},
             "opt_G": self.opt_g.state_dict(), "opt_D": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "augment": self.augment.state_dict() if self.augment is not None else {},
             "step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch, "cur_nimg": s.cur_nimg,
             "rng": rng_state(self.noise),
             "model_config": self.opts.model_config.to_dict(),
@@ -369,10 +362,13 @@ class Trainer:
                 group["lr"] = lr  # the state dict brings the old rate; a resume may lower it
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
+        if self.augment is not None and ckpt.get("augment"):
+            self.augment.load_state_dict(ckpt["augment"])
         set_rng_state(ckpt["rng"], self.noise)
         s = self.state
         s.step, s.epoch, s.batch_in_epoch, s.cur_nimg = (
             int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["cur_nimg"]))
+        self._snapshot_nimg = s.cur_nimg
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -453,7 +449,9 @@ class Trainer:
                     self._log(averages, metrics_fh, time.perf_counter() - interval_start, interval_images)
                     interval_start, interval_images = time.perf_counter(), 0
                 t = time.perf_counter()
-                self.save_epoch_outputs_main(epoch_number)
+                if s.step >= s.total_steps or s.cur_nimg - self._snapshot_nimg >= opts.snapshot_kimg * 1000:
+                    self.save_epoch_outputs_main(epoch_number)
+                    self._snapshot_nimg = s.cur_nimg
                 self._emit("on_epoch_end")
                 interval_start += time.perf_counter() - t  # saving is not training time
         write_rank_digests(self.world, s.step, {"G": self.g, "D": self.d,
@@ -535,7 +533,7 @@ def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
         if key not in RESUMABLE_OVERRIDES:
             raise UsageError(f"--{key.replace('_', '-')} {value} differs from the run being resumed "
                              f"({getattr(recorded, key)}); --resume continues a run as configured "
-                             "(only --epochs, --steps, --device, --sync-bn, --lr-g and --lr-d may change)")
+                             "(only --epochs, --steps, --device, --sync-bn, --lr-g, --lr-d and --snapshot-kimg may change)")
         changes[key] = value
     if "epochs" in changes:
         changes.setdefault("steps", None)

@@ -18,13 +18,14 @@ from dcgan_rt.errors import UsageError
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba")
 LOSSES = ("bce",)
+AUGMENT_POLICIES = ("off", "diffaug", "ada")  # dcgan_rt.train.augment.POLICIES, without importing torch
 DEFAULT_EPOCHS = 80
 
 # Options a resumed run may change; everything else must match the run being continued.
 # (sync_bn, like device, is about where the run trains: a run may resume on other hardware.
 # The learning rates may change so that a run that diverged can go on from its last good
 # checkpoint with smaller steps.)
-RESUMABLE_OVERRIDES = ("epochs", "steps", "device", "sync_bn", "lr_g", "lr_d")
+RESUMABLE_OVERRIDES = ("epochs", "steps", "device", "sync_bn", "lr_g", "lr_d", "snapshot_kimg")
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,15 @@ class TrainOptions:
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
     ema_kimg: float = 20.0  # half-life of the generator EMA in thousands of images; 0 turns it off
     ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
+    augment: str = "off"  # what every image D sees goes through (dcgan_rt.train.augment): off, diffaug, ada
+    ada_kimg: float = 100.0  # ADA: thousands of images for its probability to go from 0 to 1
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # CUDA only: bf16 (or fp16 + GradScaler) autocast
     channels_last: bool = True  # NHWC memory format for G and D (faster on CUDA and on the CPU)
     sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
     log_every: int = 10  # steps between metrics.jsonl lines / progress updates
+    snapshot_kimg: float = 4.0  # sample grid + checkpoint at the first epoch end after this many thousand images; 0: every epoch
     grid_size: int = 64  # fixed latents drawn in every epoch's sample grid
 
     def __post_init__(self) -> None:
@@ -90,10 +94,16 @@ class TrainOptions:
                              f"got {self.code_dim}: with a small --z-dim pass a smaller --code-dim too")
         if self.info_lambda < 0:
             raise UsageError(f"--info-lambda must be 0 or positive, got {self.info_lambda}")
+        if self.snapshot_kimg < 0:
+            raise UsageError(f"--snapshot-kimg must be 0 (every epoch) or positive, got {self.snapshot_kimg}")
         if self.r1_gamma < 0:
             raise UsageError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
         if self.ema_kimg < 0:
             raise UsageError(f"--ema-kimg must be 0 (off) or positive, got {self.ema_kimg}")
+        if self.augment not in AUGMENT_POLICIES:
+            raise UsageError(f"--augment must be one of {', '.join(AUGMENT_POLICIES)}, got {self.augment!r}")
+        if not self.ada_kimg > 0:
+            raise UsageError(f"--ada-kimg must be positive, got {self.ada_kimg}")
         if self.device not in DEVICES:
             raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.loss not in LOSSES:
@@ -118,7 +128,7 @@ class TrainOptions:
     def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
         known = {f.name for f in dataclasses.fields(cls)}
         # A run recorded before an option existed trained without it: resume it that way.
-        recorded_before = {"r1_gamma": 0.0, "code_dim": 0}
+        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off"}
         return cls(**{**recorded_before, **{k: v for k, v in data.items() if k in known}})
 
     def replace(self, **changes: Any) -> "TrainOptions":

@@ -1,0 +1,102 @@
+"""The GAN objective, kept out of the loop: D and G losses, InfoGAN's code loss, R1.
+
+Training tier (torch). As in StyleGAN3's training/loss.py, every image the
+discriminator sees goes through `run_D`, the one place augmentation is applied
+(dcgan_rt.train.augment): real and generated images alike, and the real images of
+the R1 penalty, whose gradient is taken with respect to the images before
+augmentation.
+
+The losses: non-saturating binary cross-entropy on D's logits (Goodfellow et al.),
+one-sided label smoothing for real images; InfoGAN's cross-entropy of D's code
+logits against the code G was given, minimised by both (Chen et al. 2016); R1,
+gamma/2 E|grad_x D(x)|^2 at real images, lazily every r1_every steps (Mescheder et
+al. 2018; Karras et al. 2020). Under fp16 autocast the R1 gradient is taken of the
+scaled output and unscaled, as PyTorch's AMP notes ("gradient penalty") say.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, ContextManager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcgan_rt.train.augment import AugmentPipe
+from dcgan_rt.train.options import TrainOptions
+
+
+class DCGANLoss:
+    """Losses of one training step. `d_train` is the discriminator as trained (its DDP
+    wrapper under torchrun), `d_plain` the bare network, used for G's step, where D's
+    weight gradients are not wanted and there is nothing to average over ranks."""
+
+    def __init__(self, d_train: nn.Module, d_plain: nn.Module, opts: TrainOptions,
+                 augment: AugmentPipe | None = None, scaler: torch.amp.GradScaler | None = None,
+                 autocast: Callable[[], ContextManager] = contextlib.nullcontext):
+        self.d_train, self.d_plain = d_train, d_plain
+        self.opts = opts
+        self.augment = augment
+        self.scaler = scaler
+        self.autocast = autocast
+        self.real_label = 1.0 - opts.label_smoothing
+
+    def run_D(self, images: torch.Tensor, d: nn.Module) -> torch.Tensor:
+        """images (B, C, H, W) -> D's logits (B, 1 + code_dim) in float32."""
+        if self.augment is not None:
+            images = self.augment(images)
+            if self.opts.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+        return d(images).float()
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor, code: torch.Tensor | None,
+                           r1: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's loss on a real and a generated batch (plus R1 when due); returns
+        (loss_d, real logits (B,), fake logits (B,), loss_code)."""
+        if r1:
+            real = real.detach().requires_grad_(True)
+        with self.autocast():
+            d_real = self.run_D(real, self.d_train)[:, 0]
+            out_fake = self.run_D(fake.detach(), self.d_train)
+            d_fake = out_fake[:, 0]
+            loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.real_label))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+            loss_code = self.code_loss(out_fake, code)
+            loss_d = loss_d + self.opts.info_lambda * loss_code
+        if r1:
+            loss_d = loss_d + self.r1_penalty(real, d_real)
+        if self.augment is not None:
+            self.augment.accumulate(d_real)
+        return loss_d, d_real, d_fake, loss_code
+
+    def generator_loss(self, fake: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """G's non-saturating loss (and its share of the code loss), through the bare D."""
+        with self.autocast():
+            out_gen = self.run_D(fake, self.d_plain)
+            d_gen = out_gen[:, 0]
+            return (F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+                    + self.opts.info_lambda * self.code_loss(out_gen, code))
+
+    @staticmethod
+    def code_loss(d_out: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """InfoGAN's loss: cross-entropy of D's code logits against the code G was given
+        (a lower bound on their mutual information, up to a constant). Both D and G minimise
+        it, so G's codes become different kinds of image: on digits, mostly one class each."""
+        if code is None:
+            return d_out.new_zeros(())
+        return F.cross_entropy(d_out[:, 1:], code)
+
+    def r1_penalty(self, real: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+        """gamma/2 * E|grad_x D(x)|^2 at real images, times r1_every (the lazy schedule applies
+        it once every r1_every steps). Keeping D flat around the real images stops it from
+        memorising a small data set, the usual way a DCGAN's D wins and its G then degrades."""
+        scaled = self.scaler is not None and self.scaler.is_enabled()
+        out = d_real.sum()
+        if scaled:  # fp16: the unscaled gradient could underflow; take it of the scaled output
+            out = self.scaler.scale(out)
+        (grad,) = torch.autograd.grad(out, real, create_graph=True)
+        grad = grad.float()
+        if scaled:
+            grad = grad / self.scaler.get_scale()
+        return grad.square().sum(dim=(1, 2, 3)).mean() * (self.opts.r1_gamma / 2 * self.opts.r1_every)
