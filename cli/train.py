@@ -27,7 +27,7 @@ def _opt(*names: str, help: str, default=None, **kw):
 
 @handle_errors
 def train(
-    data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built in, offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
+    data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built-in digits), orl (built-in faces; both offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
     data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=DEFAULT_EPOCHS)] = None,

@@ -28,6 +28,7 @@ from dcgan_rt.errors import UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.train import fid as fidlib
 from dcgan_rt.train.data import cache_dir, load_dataset, to_float
+from dcgan_rt.train.options import BUILTIN_SOURCES
 
 METRICS = ("fid", "kid", "digits")
 DIGIT_DATASETS = ("mnist-5k", "mnist")
@@ -211,10 +212,10 @@ def check_num_images(num_images: int) -> None:
 
 def default_data(card) -> str:
     """The data a model was trained on, from its card, when that can be read here."""
-    if card.dataset in DIGIT_DATASETS + ("celeba",) or Path(card.dataset).is_dir():
+    if card.dataset in BUILTIN_SOURCES or Path(card.dataset).is_dir():
         return card.dataset
     raise UsageError(f"the model was trained on {card.dataset!r}, which is not a data source here: pass "
-                     "--data mnist-5k|mnist|celeba|DIR")
+                     f"--data {'|'.join(BUILTIN_SOURCES)}|DIR")
 
 
 def evaluate_model(model: str | Path, data: str | None = None, num_images: int = DEFAULT_NUM_IMAGES, *,
