@@ -55,7 +55,7 @@ def train(
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
     eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
     eval_n: Annotated[int, _opt("--eval-n", help="Images per --eval-every evaluation.", default=1000)] = 1000,
-    eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits; auto: digits for MNIST runs (cheap), fid,kid otherwise.", default="auto")] = "auto",
+    eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits, memorization; auto: digits,memorization for MNIST runs (cheap), fid,kid,memorization otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     given = {
