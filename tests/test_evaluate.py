@@ -209,3 +209,48 @@ def test_train_eval_options_are_checked_before_a_run_directory_is_made(tmp_path)
     proc = run_cli("train", "--out", tmp_path / "runs", "--eval-every", "1", "--eval-metrics", "fid,sharpness")
     assert_clean_error(proc, 2, "unknown --metrics")
     assert not (tmp_path / "runs").exists()
+
+
+def test_memorization_is_about_zero_for_copies_one_for_new_photos_and_high_for_other_images():
+    from dcgan_rt.train.data import load_dataset
+    from dcgan_rt.train.evaluation import Evaluator
+
+    faces = load_dataset("orl", 32, 1)
+    train, held_out = faces.images[faces.labels % 2 == 0], faces.images[faces.labels % 2 == 1]
+    evaluator = Evaluator(train[::2], "orl", metrics=("memorization",))  # 100 photos of 20 people
+    copies = evaluator.score([train[::2][:60], train[::2][60:]], 100).memorization
+    photos_of_the_same_people = evaluator.score([train[1::2]], 100).memorization
+    other_people = evaluator.score([held_out], 200).memorization
+    blurred = evaluator.score([torch.nn.functional.avg_pool2d(train[::2].float(), 3, 1, 1).round().to(torch.uint8)],
+                              100).memorization
+    assert copies.ratio == 0 and copies.median_generated == 0 and copies.num_generated == 100
+    assert copies.num_real == 100 and copies.median_real > 1
+    # Another photo of someone in the set is nearer than a stranger, and neither is a copy.
+    assert 0.3 < photos_of_the_same_people.ratio < other_people.ratio < 3
+    assert 0.1 < blurred.ratio < photos_of_the_same_people.ratio  # near-copies score low
+
+
+def test_memorization_counts_duplicate_real_images_once_and_uses_at_most_max_generated():
+    from dcgan_rt.train import memorization as memo
+
+    rng = np.random.default_rng(0)
+    real = torch.from_numpy(rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8))
+    doubled = memo.MemorizationReference(torch.cat([real, real]))  # every image twice: distances of 0
+    assert doubled.real.shape[0] == 40
+    assert doubled.median_real == pytest.approx(memo.MemorizationReference(real).median_real)
+    many = real.repeat(memo.MAX_GENERATED // 40 + 2, 1, 1, 1)
+    scored = doubled.score(many)
+    assert scored.num_generated == memo.MAX_GENERATED and scored.ratio == 0
+
+
+def test_cli_evaluate_accepts_orl_and_reports_memorization(tiny_model_dir, tmp_path):
+    proc = run_cli("evaluate", tiny_model_dir, "--data", "orl", "-n", "64", "--metrics", "memorization", "--json",
+                   env={"DCGAN_RT_CACHE": str(tmp_path)}, check=True)
+    scores = json.loads(proc.stdout)
+    assert scores["data"] == "orl" and scores["num_real"] == 400 and scores["img_resolution"] == 16
+    assert scores["memorization_num_real"] == 400 and scores["memorization_num_generated"] == 64
+    assert scores["memorization"] > 1  # an untrained generator draws nothing like a face
+    assert "fid" not in scores
+    table = run_cli("evaluate", tiny_model_dir, "--data", "orl", "-n", "16", "--metrics", "memorization",
+                    env={"DCGAN_RT_CACHE": str(tmp_path)}, check=True)
+    assert "memorization" in table.stdout and "copies" in table.stdout

