@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
-from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source
+from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG
+from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source, source_defaults
 from dcgan_rt.train.rundir import check_out_dir
 
 D = TrainOptions()
@@ -30,10 +31,11 @@ def train(
     data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built-in digits), orl (built-in faces; both offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
     data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
-    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=DEFAULT_EPOCHS)] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"{DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand images")] = None,
     steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.")] = None,
-    img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=D.img_resolution)] = None,
-    img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=D.img_channels)] = None,
+    kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.")] = None,
+    img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=f"{D.img_resolution}; orl, celeba: 64")] = None,
+    img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=f"{D.img_channels}; celeba: 3")] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", help="Images per step.", default=D.batch_size)] = None,
     z_dim: Annotated[Optional[int], _opt("--z-dim", help="Latent size.", default=D.z_dim)] = None,
     g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=D.g_width)] = None,
@@ -48,7 +50,7 @@ def train(
     r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=D.r1_gamma)] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
     ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off).", default=D.ema_kimg)] = None,
-    augment: Annotated[Optional[str], _opt("--augment", help="Augment every image D sees (real and generated, differentiably): off, diffaug (always) or ada (adaptive probability).", default=D.augment)] = None,
+    augment: Annotated[Optional[str], _opt("--augment", help="Augment every image D sees (real and generated, differentiably): off, diffaug (always), ada (adaptive probability); auto: ada below 2,000 images.", default=D.augment)] = None,
     ada_kimg: Annotated[Optional[float], _opt("--ada-kimg", help="ADA: thousands of images for its probability to go from 0 to 1.", default=D.ada_kimg)] = None,
     device: Annotated[Optional[str], _opt("--device", help="auto, cpu or cuda.", default=D.device)] = None,
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", default="on")] = None,
@@ -63,7 +65,7 @@ def train(
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     given = {
         "data": data, "data_root": str(data_root) if data_root else None, "out": str(out) if out else None,
-        "epochs": epochs, "steps": steps, "img_resolution": img_resolution, "img_channels": img_channels,
+        "epochs": epochs, "steps": steps, "kimg": kimg, "img_resolution": img_resolution, "img_channels": img_channels,
         "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
         "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,
         "info_lambda": info_lambda, "r1_gamma": r1_gamma, "r1_every": r1_every, "ema_kimg": ema_kimg,
@@ -77,6 +79,11 @@ def train(
             raise DcganRtError(f"--resume {resume}: run directory not found (pass one that dcgan-rt train made, "
                                "e.g. runs/latest)")
     else:
+        # A built-in source trains at its own size unless told otherwise (orl: 64 px gray).
+        size = source_defaults(data or D.data)
+        if size is not None:
+            given["img_resolution"] = img_resolution or size[0]
+            given["img_channels"] = img_channels or size[1]
         # Bad options fail here, before torch is imported: an instant, one-line answer.
         opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
         check_data_source(opts.data)

@@ -126,7 +126,7 @@ def test_ada_probability_resumes_exactly(digits, tmp_path):
 
 
 def test_bad_augment_options_are_refused():
-    with pytest.raises(UsageError, match="--augment must be one of off, diffaug, ada"):
+    with pytest.raises(UsageError, match="--augment must be one of auto, off, diffaug, ada"):
         TrainOptions(augment="mixup")
     with pytest.raises(UsageError, match="--ada-kimg"):
         TrainOptions(ada_kimg=0)
@@ -153,3 +153,27 @@ def test_sync_bn_keeps_d_per_rank_only_when_r1_needs_its_double_backward():
     assert sync_bn_keeps_d_local(TrainOptions(sync_bn=True, r1_gamma=1.0))
     assert not sync_bn_keeps_d_local(TrainOptions(sync_bn=True, r1_gamma=0.0))
     assert not sync_bn_keeps_d_local(TrainOptions(sync_bn=False))
+
+
+def test_default_length_and_augmentation_follow_the_data_size():
+    """80 epochs where that is a sensible image budget (mnist-5k, unchanged), else the nearer
+    bound; augmentation by default only for small sets."""
+    from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG, SMALL_SET, resolve_for_data
+
+    digits = resolve_for_data(TrainOptions(), 5000)
+    assert digits.epochs == 80 and digits.kimg is None and digits.augment == "off"
+    faces = resolve_for_data(TrainOptions(), 400)
+    assert faces.kimg == MIN_KIMG and faces.epochs is None and faces.augment == "ada"
+    assert faces.total_steps(12) == int(MIN_KIMG * 1000 / 32) + (MIN_KIMG * 1000 % 32 > 0)
+    celeba = resolve_for_data(TrainOptions(), 202_599)
+    assert celeba.kimg == MAX_KIMG and celeba.augment == "off"
+    assert resolve_for_data(TrainOptions(), SMALL_SET).augment == "off"
+    given = resolve_for_data(TrainOptions(steps=7, augment="diffaug"), 400)  # what the user asked for stays
+    assert given.steps == 7 and given.kimg is None and given.augment == "diffaug"
+
+
+def test_one_length_option_at_a_time():
+    with pytest.raises(UsageError, match="one of --epochs, --steps or --kimg"):
+        TrainOptions(epochs=3, kimg=10)
+    with pytest.raises(UsageError, match="--kimg must be positive"):
+        TrainOptions(kimg=0)

@@ -201,7 +201,8 @@ def image_folder(folder: Path, count: int = 64) -> Path:
 
 def train_args(data: Path, steps: int = TRAIN_STEPS) -> list:
     return ["train", "--data", data, "--steps", steps, "--img-resolution", 16, "--img-channels", 1, "--g-width", 8,
-            "--d-width", 8, "--z-dim", 16, "--code-dim", 4, "--batch-size", 16, "--device", "cpu", "--seed", 1]
+            "--d-width", 8, "--z-dim", 16, "--code-dim", 4, "--batch-size", 16, "--device", "cpu", "--seed", 1,
+            "--snapshot-kimg", 0]
 
 
 def run_dirs(runs: Path) -> list[Path]:

@@ -27,7 +27,9 @@ from conftest import as_in_a_terminal, assert_clean_error, run_cli
 from dcgan_rt.train.data import mnist_5k_arrays
 from dcgan_rt.train.options import TrainOptions
 
-TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4", "--batch-size", "16"]
+# --snapshot-kimg 0: a grid and checkpoint every epoch, which these tests watch for
+TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4", "--batch-size", "16",
+        "--snapshot-kimg", "0"]
 ENV = {"DCGAN_RT_OFFLINE": "1"}
 
 

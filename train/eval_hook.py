@@ -94,6 +94,9 @@ class EvalCallback(Callback):
         previous = [r[self.key] for r in _eval_rows(state.run_dir) if self.key in r]
         self.best = min(previous) if previous else None  # a resumed run keeps its best
 
+    def wants_snapshot(self, state: TrainState) -> bool:
+        return state.epoch % self.every == 0  # score the generator of this very epoch
+
     def on_epoch_end(self, state: TrainState) -> None:
         if state.epoch % self.every == 0 or state.step >= state.total_steps:
             self.evaluate(state)

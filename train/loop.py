@@ -47,6 +47,7 @@ from dcgan_rt.train.distributed import (
     rank_batch_size, run_on_main, wrap_ddp, write_rank_digests,
 )
 from dcgan_rt.train.augment import ADA_INTERVAL, AugmentPipe
+from dcgan_rt.train.defaults import resolve_for_data
 from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
 from dcgan_rt.train.loss import DCGANLoss
 from dcgan_rt.train.networks import Discriminator, Generator, build_discriminator, build_generator, code_index
@@ -99,6 +100,11 @@ class Callback:
     def on_log(self, state: TrainState) -> None: ...
 
     def on_epoch_end(self, state: TrainState) -> None: ...
+
+    def wants_snapshot(self, state: TrainState) -> bool:
+        """True to have this epoch end save a sample grid, checkpoint and generator (and set
+        state.generator) even if --snapshot-kimg would skip it."""
+        return False
 
     def on_end(self, state: TrainState) -> None: ...
 
@@ -216,6 +222,7 @@ class Trainer:
 
     def __init__(self, opts: TrainOptions, data: TrainData, run_dir: Path, device: torch.device,
                  callbacks: Sequence[Callback] = (), world: World = SINGLE):
+        opts = resolve_for_data(opts, data.num_images)  # idempotent: train_run has resolved them already
         self.opts, self.data, self.run_dir, self.device = opts, data, run_dir, device
         self.world = world
         self.callbacks = list(callbacks) if world.is_main else []
@@ -449,7 +456,8 @@ class Trainer:
                     self._log(averages, metrics_fh, time.perf_counter() - interval_start, interval_images)
                     interval_start, interval_images = time.perf_counter(), 0
                 t = time.perf_counter()
-                if s.step >= s.total_steps or s.cur_nimg - self._snapshot_nimg >= opts.snapshot_kimg * 1000:
+                if (s.step >= s.total_steps or s.cur_nimg - self._snapshot_nimg >= opts.snapshot_kimg * 1000
+                        or any(cb.wants_snapshot(s) for cb in self.callbacks)):
                     self.save_epoch_outputs_main(epoch_number)
                     self._snapshot_nimg = s.cur_nimg
                 self._emit("on_epoch_end")
@@ -533,12 +541,12 @@ def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
         if key not in RESUMABLE_OVERRIDES:
             raise UsageError(f"--{key.replace('_', '-')} {value} differs from the run being resumed "
                              f"({getattr(recorded, key)}); --resume continues a run as configured "
-                             "(only --epochs, --steps, --device, --sync-bn, --lr-g, --lr-d and --snapshot-kimg may change)")
+                             "(only --epochs, --steps, --kimg, --device, --sync-bn, --lr-g, --lr-d and --snapshot-kimg may change)")
         changes[key] = value
-    if "epochs" in changes:
-        changes.setdefault("steps", None)
-    if "steps" in changes:
-        changes.setdefault("epochs", None)
+    for length in ("epochs", "steps", "kimg"):  # a new length replaces the recorded one
+        if length in changes:
+            for other in ("epochs", "steps", "kimg"):
+                changes.setdefault(other, None)
     return recorded.replace(**changes)
 
 
@@ -601,6 +609,8 @@ def _train_run(opts: TrainOptions, resume: str | Path | None, callbacks: Sequenc
         run_dir = Path(resume)
         ckpt = run_on_main(world, lambda: _read_resume(run_dir))
     data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=warn)
+    if ckpt is None:
+        opts = resolve_for_data(opts, data.num_images)  # length and augmentation: recorded as resolved
     spe = steps_per_epoch(data.num_images, opts.batch_size)
     if spe < 1:
         raise UsageError(f"--batch-size {opts.batch_size} is larger than the data set ({data.num_images} images): "

@@ -8,6 +8,7 @@ behind it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,23 @@ from dcgan_rt.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba", "orl")
+# (img_resolution, img_channels) a built-in source trains at when the user does not say.
+SOURCE_DEFAULTS = {"mnist-5k": (32, 1), "mnist": (32, 1), "orl": (64, 1), "celeba": (64, 3)}
+
+
+def source_defaults(source: str) -> tuple[int, int] | None:
+    """(img_resolution, img_channels) for a built-in source; None for a folder (the
+    training options' own defaults apply)."""
+    return SOURCE_DEFAULTS.get(source)
 LOSSES = ("bce",)
-AUGMENT_POLICIES = ("off", "diffaug", "ada")  # dcgan_rt.train.augment.POLICIES, without importing torch
+AUGMENT_POLICIES = ("auto", "off", "diffaug", "ada")  # auto + dcgan_rt.train.augment.POLICIES, without torch
 DEFAULT_EPOCHS = 80
 
 # Options a resumed run may change; everything else must match the run being continued.
 # (sync_bn, like device, is about where the run trains: a run may resume on other hardware.
 # The learning rates may change so that a run that diverged can go on from its last good
 # checkpoint with smaller steps.)
-RESUMABLE_OVERRIDES = ("epochs", "steps", "device", "sync_bn", "lr_g", "lr_d", "snapshot_kimg")
+RESUMABLE_OVERRIDES = ("epochs", "steps", "kimg", "device", "sync_bn", "lr_g", "lr_d", "snapshot_kimg")
 
 
 @dataclass(frozen=True)
@@ -33,8 +42,9 @@ class TrainOptions:
     data: str = "mnist-5k"
     data_root: str | None = None
     out: str = "runs"
-    epochs: int | None = None  # total epochs (DEFAULT_EPOCHS when neither epochs nor steps is set)
+    epochs: int | None = None  # total epochs
     steps: int | None = None  # total optimizer steps; stops mid-epoch if needed
+    kimg: float | None = None  # total thousands of images; none of the three: chosen by the data (train/defaults.py)
     img_resolution: int = 32
     img_channels: int = 1
     batch_size: int = 32
@@ -53,7 +63,7 @@ class TrainOptions:
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
     ema_kimg: float = 20.0  # half-life of the generator EMA in thousands of images; 0 turns it off
     ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
-    augment: str = "off"  # what every image D sees goes through (dcgan_rt.train.augment): off, diffaug, ada
+    augment: str = "auto"  # what every image D sees goes through (dcgan_rt.train.augment); auto: by data size
     ada_kimg: float = 100.0  # ADA: thousands of images for its probability to go from 0 to 1
     seed: int = 0
     device: str = "auto"
@@ -70,12 +80,14 @@ class TrainOptions:
                              f"got {self.img_resolution}")
         if self.img_channels not in IMG_CHANNELS:
             raise UsageError(f"--img-channels must be 1 or 3, got {self.img_channels}")
-        if self.epochs is not None and self.steps is not None:
-            raise UsageError("pass --epochs or --steps, not both")
+        if sum(getattr(self, name) is not None for name in ("epochs", "steps", "kimg")) > 1:
+            raise UsageError("pass one of --epochs, --steps or --kimg, not several")
         for name in ("epochs", "steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"--{name} must be at least 1, got {value}")
+        if self.kimg is not None and not self.kimg > 0:
+            raise UsageError(f"--kimg must be positive, got {self.kimg}")
         for name in ("batch_size", "z_dim", "g_width", "d_width", "log_every", "grid_size", "r1_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -117,8 +129,12 @@ class TrainOptions:
                            g_width=self.g_width, d_width=self.d_width, code_dim=self.code_dim)
 
     def total_steps(self, steps_per_epoch: int) -> int:
+        """The run's length in steps. Runs recorded before --kimg existed, with neither
+        --epochs nor --steps, trained for DEFAULT_EPOCHS: they resume as they were."""
         if self.steps is not None:
             return self.steps
+        if self.kimg is not None:
+            return max(1, math.ceil(self.kimg * 1000 / self.batch_size))
         return (self.epochs or DEFAULT_EPOCHS) * steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
