@@ -254,3 +254,13 @@ def test_cli_evaluate_accepts_orl_and_reports_memorization(tiny_model_dir, tmp_p
     table = run_cli("evaluate", tiny_model_dir, "--data", "orl", "-n", "16", "--metrics", "memorization",
                     env={"DCGAN_RT_CACHE": str(tmp_path)}, check=True)
     assert "memorization" in table.stdout and "copies" in table.stdout
+
+
+def test_cli_evaluate_refuses_an_rgb_model_against_gray_data_in_one_line(tmp_path):
+    from conftest import make_model_dir
+
+    rgb_model = make_model_dir(tmp_path / "rgb", img_channels=3)
+    proc = run_cli("evaluate", rgb_model, "--data", "orl", "-n", "4", "--metrics", "memorization",
+                   env={"DCGAN_RT_CACHE": str(tmp_path / "cache")})
+    assert_clean_error(proc, 2, "the model makes RGB images but --data orl is grayscale")
+    assert len(proc.stderr.strip().splitlines()) == 1

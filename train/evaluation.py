@@ -154,7 +154,7 @@ class Evaluator:
             feats = self.digit_classifier.features(to_float(real)).numpy()
             self.real_digit_mu, self.real_digit_sigma = feats.mean(axis=0), np.cov(feats, rowvar=False)
         if "memorization" in self.metrics:
-            self.memorization = memo.MemorizationReference(real_subset(real, memo.MAX_REAL))
+            self.memorization = memo.MemorizationReference(real_subset(real, memo.reference_size(real.shape[1:])))
 
     def _phase(self, name: str):
         if not self.progress:

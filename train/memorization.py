@@ -15,10 +15,12 @@ person already in the set scores below 1); far above 1: far from every training 
 
 Exact duplicates among the real images are counted once (else a set with copies in it
 would divide by zero). Cost: (generated + real) x real image distances, one matrix
-product each; `MAX_REAL` real images (a fixed subset, the same for every model) and the
-first `MAX_GENERATED` generated ones keep it to seconds for any data set. A subset of
-a big set can miss a copy of an image outside it; for sets up to MAX_REAL (ORL, a
-folder of a few thousand faces) every image is compared.
+product each; `reference_size` real images (5,000, fewer above 64 px RGB so they
+stay within 256 MB as floats; a fixed subset, the same for every model) and the first
+`MAX_GENERATED` generated ones keep it to seconds for any data set (1,000 against
+5,000 at 64 px RGB: 15 s on two busy CPU cores). A subset of a big set can miss a copy
+of an image outside it; for sets up to that size (ORL, a folder of a few thousand
+faces) every image is compared. Pixel distance does not see a mirrored copy as a copy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from dcgan_rt.errors import UsageError
 
 MAX_REAL = 5_000
+MAX_REAL_VALUES = 64 * 2**20  # float32 pixels of the real side held at once: 256 MB
 MAX_GENERATED = 1_000
 _CHUNK = 256  # query rows per distance matrix: (256, MAX_REAL) floats at a time
 
@@ -49,6 +52,11 @@ class Memorization:
                 "memorization_nn_real": round(self.median_real, 4),
                 "memorization_num_generated": self.num_generated,
                 "memorization_num_real": self.num_real}
+
+
+def reference_size(image_shape: tuple[int, ...]) -> int:
+    """How many real images (C, R, R) are compared: MAX_REAL, fewer for big images."""
+    return max(2, min(MAX_REAL, MAX_REAL_VALUES // int(np.prod(image_shape))))
 
 
 def _flat(images_u8: torch.Tensor) -> torch.Tensor:
