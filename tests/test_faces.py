@@ -183,7 +183,8 @@ def test_cli_trains_rgb_on_colour_faces_and_gray_on_their_luminance(tmp_path):
                   "--img-channels", "1")
     notices = [line for line in gray.stderr.splitlines() if line.strip()]
     assert len(notices) == 1 and "16 of the 16 images" in notices[0] and "luminance" in notices[0]
-    assert json.loads((tmp_path / "gray" / "latest" / "generator.json").read_text())["model_config"]["img_channels"] == 1
+    card = json.loads((tmp_path / "gray" / "latest" / "generator.json").read_text())
+    assert card["model_config"]["img_channels"] == 1
 
 
 def test_gray_data_is_refused_at_three_channels_unless_asked_to_repeat_it(tmp_path):
