@@ -67,17 +67,18 @@ def nearest_distances(queries: torch.Tensor, refs: torch.Tensor, exclude_self: b
     """L2 distance from each query row to its nearest row of `refs` ((n, D) and (m, D) floats).
     With exclude_self the queries are the refs and a row's own match does not count."""
     ref_sq = (refs * refs).sum(dim=1)
-    nearest = torch.empty(queries.shape[0], dtype=torch.long)
+    distances = torch.empty(queries.shape[0], dtype=torch.float64)
     for start in range(0, queries.shape[0], _CHUNK):
         q = queries[start:start + _CHUNK]
         d2 = (q * q).sum(dim=1, keepdim=True) + ref_sq - 2.0 * (q @ refs.T)
         if exclude_self:
             rows = torch.arange(q.shape[0])
             d2[rows, rows + start] = float("inf")
-        nearest[start:start + q.shape[0]] = d2.argmin(dim=1)
-    # The matrix product finds the neighbour; its distance is recomputed directly, in float64,
-    # so an exact copy measures 0, not float32 rounding noise.
-    return (queries.double() - refs[nearest].double()).norm(dim=1)
+        # The matrix product finds the neighbour; its distance is recomputed directly, in
+        # float64, so an exact copy measures 0, not float32 rounding noise.
+        nearest = refs[d2.argmin(dim=1)]
+        distances[start:start + q.shape[0]] = (q.double() - nearest.double()).norm(dim=1)
+    return distances
 
 
 def distinct(images_u8: torch.Tensor) -> torch.Tensor:
@@ -94,7 +95,6 @@ class MemorizationReference:
         real = distinct(real_u8)
         if real.shape[0] < 2:
             raise UsageError("the memorisation figure needs at least 2 different real images")
-        self.shape = tuple(real.shape[1:])
         self.real = _flat(real)
         self.median_real = float(np.median(nearest_distances(self.real, self.real, exclude_self=True).numpy()))
 
