@@ -121,7 +121,8 @@ def evaluate(
                                         "networks.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
 ) -> None:
-    """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline), digit scores for MNIST."""
+    """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline),
+    digit scores for MNIST."""
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if device not in ("auto", "cpu", "cuda"):

@@ -73,6 +73,18 @@ class Workspace:
             (path / file).write_text(text)
         return path
 
+    def images(self, name: str, count: int) -> Path:
+        """A folder of `count` small grayscale PNG photos (different gradients)."""
+        import numpy as np
+        from PIL import Image
+
+        path = self.dir(name)
+        ramp = np.linspace(0, 255, 24)
+        for i in range(count):
+            pixels = (np.outer(ramp, np.roll(ramp, 5 * i)) / 255).astype(np.uint8)
+            Image.fromarray(pixels).save(path / f"face{i}.png")
+        return path
+
     def run_with(self, weights: Callable[[bytes], bytes] | None = None, card: Callable[[dict], dict] | None = None,
                  raw_card: str | None = None, drop_card: bool = False) -> Path:
         """The run directory with its weights and/or generator.json damaged."""
@@ -323,6 +335,14 @@ CASES += [  # -- train ---------------------------------------------------------
     C("train/data-folder-unreadable-images", 1, ("could be read", "valid jpg/png/webp"),
       lambda w: ["train", "--out", w.out, "--data", w.dir("images", {"a.png": "not a png", "b.jpg": "nor a jpeg"}),
                  "--steps", "1"]),
+    C("train/data-folder-smaller-than-batch", 2, ("--batch-size 8 is larger than the data set (3 images)",
+                                                  "lower --batch-size"),
+      lambda w: ["train", "--out", w.out, "--data", w.images("faces", 3), "--batch-size", "8", "--steps", "1"]),
+    C("train/data-gray-folder-as-rgb", 2, ("is grayscale", "pass --img-channels 1"),
+      lambda w: ["train", "--out", w.out, "--data", w.images("faces", 4), "--img-channels", "3", "--batch-size", "2",
+                 "--steps", "1"]),
+    C("train/data-orl-as-rgb", 2, ("--data orl is grayscale", "pass --img-channels 1"),
+      lambda w: ["train", "--out", w.out, "--data", "orl", "--img-channels", "3", "--steps", "1"]),
     C("train/resume-missing", 1, "not found", lambda w: ["train", "--resume", w.root / "runs" / "00007-gone",
                                                          "--steps", "1"]),
     C("train/resume-other-channel-count", 2, ("--img-channels 3 differs from the run being resumed (1)",),

@@ -9,6 +9,7 @@ meaningful FID (see docs/evaluate.md for what N does to the spread).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,30 @@ def test_cli_evaluate_accepts_orl_and_reports_memorization(tiny_model_dir, tmp_p
     table = run_cli("evaluate", tiny_model_dir, "--data", "orl", "-n", "16", "--metrics", "memorization",
                     env={"DCGAN_RT_CACHE": str(tmp_path)}, check=True)
     assert "memorization" in table.stdout and "copies" in table.stdout
+
+
+def test_cli_evaluate_refuses_an_rgb_model_against_gray_data_in_one_line(tmp_path):
+    from conftest import make_model_dir
+
+    rgb_model = make_model_dir(tmp_path / "rgb", img_channels=3)
+    proc = run_cli("evaluate", rgb_model, "--data", "orl", "-n", "4", "--metrics", "memorization",
+                   env={"DCGAN_RT_CACHE": str(tmp_path / "cache")})
+    assert_clean_error(proc, 2, "the model makes RGB images but --data orl is grayscale")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_evaluate_reads_real_images_with_the_crop_the_model_was_trained_with(tiny_model_dir, tmp_path):
+    import shutil
+
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    card_path = model / "generator.json"
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "dataset": "orl", "extra": {**card["extra"], "crop": 80}}))
+    env = {"DCGAN_RT_CACHE": str(tmp_path / "cache")}
+    args = ("-n", "16", "--metrics", "memorization", "--json")
+    recorded = json.loads(run_cli("evaluate", model, *args, env=env, check=True).stdout)
+    largest = json.loads(run_cli("evaluate", model, "--crop", "0", *args, env=env, check=True).stdout)
+    assert (recorded["data"], recorded["crop"], largest["crop"]) == ("orl", 80, 0)
+    assert recorded["memorization_nn_real"] != largest["memorization_nn_real"]  # other pixels were compared
+    too_wide = run_cli("evaluate", model, "--crop", "100", *args, env=env)
+    assert_clean_error(too_wide, 2, "--crop 100 is wider than an image of 92x112")

@@ -15,6 +15,7 @@ from conftest import REPO, run_cli
 from dcgan_rt.errors import DataError, UsageError
 from dcgan_rt.train.data import GrayscaleDataError, load_dataset
 from dcgan_rt.train.faces import CELEBA_ATTR_FILE, orl_files, source_defaults
+from dcgan_rt.train.folders import list_images
 
 ENV = {"DCGAN_RT_OFFLINE": "1"}
 TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4",
@@ -64,3 +65,165 @@ def test_cli_trains_on_orl_by_name(tmp_path):
     assert config["dataset"] == {"name": "orl", "num_images": 400, "skipped": 0}
     card = json.loads((tmp_path / "runs" / "latest" / "generator.json").read_text())
     assert card["dataset"] == "orl"
+
+
+CELEBA_ATTRS = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+                "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair "
+                "Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face "
+                "Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair "
+                "Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
+
+
+def _attr(i: int, j: int) -> int:
+    return 1 if (i * 7 + j) % 3 == 0 else -1
+
+
+def _fake_celeba(root: Path, n: int = 8, broken: int | None = None) -> Path:
+    """<root>/celeba/img_align_celeba/000001.jpg ... (178 x 218, blue with a red 108-px centre
+    square) and list_attr_celeba.txt in the real file's layout. Image `broken` is not a JPEG."""
+    folder = root / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    arr = np.zeros((218, 178, 3), dtype=np.uint8)
+    arr[...] = (20, 40, 230)
+    arr[55:163, 35:143] = (230, 30, 20)  # what CelebA's 108-px centre crop keeps
+    lines = [str(n), " ".join(CELEBA_ATTRS) + " "]
+    for i in range(1, n + 1):
+        name = f"{i:06d}.jpg"
+        if i == broken:
+            (folder / name).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+        else:
+            Image.fromarray(arr).save(folder / name, quality=95)
+        lines.append(f"{name} " + " ".join(f"{_attr(i, j):2d}" for j in range(40)))
+    (folder.parent / CELEBA_ATTR_FILE).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_celeba_crops_108_px_faces_and_reads_the_attributes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_RT_OFFLINE", "1")
+    folder = _fake_celeba(tmp_path, n=6, broken=4)
+    notes = []
+    data = load_dataset("celeba", 16, 3, data_root=tmp_path, warn=notes.append)
+    assert data.name == "celeba" and data.images.shape == (5, 3, 16, 16)
+    red, blue = data.images[:, 0].float().mean(), data.images[:, 2].float().mean()
+    assert red > 200 and blue < 50  # only the face square is left
+    assert len(notes) == 1 and "skipped 1 unreadable image" in notes[0]
+    # Attributes line up with the images that were read (000004.jpg was not).
+    assert data.attr_names == CELEBA_ATTRS and data.attrs.dtype == torch.uint8
+    expected = [[int(_attr(i, j) > 0) for j in range(40)] for i in (1, 2, 3, 5, 6)]
+    assert data.attrs.tolist() == expected
+    # --crop 0, or the folder given as --data DIR: the largest centred square (178 px), as before.
+    whole = load_dataset("celeba", 16, 3, data_root=tmp_path, warn=notes.append, crop=0).images
+    as_folder = load_dataset(str(folder), 16, 3, warn=notes.append)
+    assert whole[:, 2].float().mean() > 70 and torch.equal(whole, as_folder.images)
+    assert as_folder.attrs is None
+    with pytest.raises(UsageError, match="--crop 200 is wider than an image of 178x218"):
+        load_dataset("celeba", 16, 3, data_root=tmp_path, warn=notes.append, crop=200)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda lines: lines[:4] + ["000004.jpg 1 -1 maybe"] + lines[5:], "line 5: expected a file name and 40 values"),
+    (lambda lines: [lines[0], " ".join(CELEBA_ATTRS[:39])] + lines[2:], "names 39 attributes"),
+    (lambda lines: [lines[0], lines[1]] + [ln for ln in lines[2:] if not ln.startswith("000002")], "says it has 3"),
+    (lambda lines: ["2", lines[1]] + [ln for ln in lines[2:] if not ln.startswith("000002")], "no row for 000002.jpg"),
+])
+def test_a_damaged_celeba_attribute_file_is_one_clear_error(tmp_path, monkeypatch, edit, needle):
+    monkeypatch.setenv("DCGAN_RT_OFFLINE", "1")
+    folder = _fake_celeba(tmp_path, n=3)
+    path = folder.parent / CELEBA_ATTR_FILE
+    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
+    with pytest.raises(DataError, match=needle) as err:
+        load_dataset("celeba", 16, 3, data_root=tmp_path)
+    assert "\n" not in str(err.value) and CELEBA_ATTR_FILE in str(err.value)
+    path.unlink()  # without the file: images only
+    assert load_dataset("celeba", 16, 3, data_root=tmp_path).attrs is None
+
+
+def test_cli_trains_on_a_fake_celeba_tree(tmp_path):
+    _fake_celeba(tmp_path / "data", n=8)
+    proc = _train("--data", "celeba", "--data-root", tmp_path / "data", "--out", tmp_path / "runs", "--steps", "4",
+                  "--batch-size", "4", "--img-channels", "3")
+    assert "training on celeba" in proc.stdout and "warning" not in proc.stderr
+    config = _config(tmp_path / "runs")
+    assert config["dataset"] == {"name": "celeba", "num_images": 8, "skipped": 0} and config["total_steps"] == 4
+    card = json.loads((tmp_path / "runs" / "latest" / "generator.json").read_text())
+    assert card["model_config"]["img_channels"] == 3 and card["training_step"] == 4
+
+
+def _colour_faces_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colour_faces", REPO / "benchmarks" / "colour_faces.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_colour_faces_are_deterministic_and_coloured_per_person(tmp_path):
+    make = _colour_faces_module().make_colour_faces
+    paths = make(tmp_path / "a", n=12)
+    again = make(tmp_path / "b", n=12)
+    assert [p.name for p in paths][:3] == ["p01_01.png", "p02_01.png", "p03_01.png"]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(paths, again))
+    data = load_dataset(str(tmp_path / "a"), 64, 3)
+    assert data.images.shape == (12, 3, 64, 64)
+    mean_colour = data.images.float().mean(dim=(2, 3))  # (12, 3)
+    assert (mean_colour[:, 0] > mean_colour[:, 2] + 10).all()  # warm, skin-like
+    assert torch.cdist(mean_colour, mean_colour).max() > 40  # pale to deep: people differ in colour
+
+
+def test_cli_trains_rgb_on_colour_faces_and_gray_on_their_luminance(tmp_path):
+    _colour_faces_module().make_colour_faces(tmp_path / "faces", n=16)
+    rgb = _train("--data", tmp_path / "faces", "--out", tmp_path / "rgb", "--steps", "2", "--batch-size", "8",
+                 "--img-channels", "3")
+    assert "warning" not in rgb.stderr
+    samples = sorted((tmp_path / "rgb" / "latest" / "samples").glob("*.png"))
+    with Image.open(samples[-1]) as grid:
+        assert grid.mode == "RGB"
+    gray = _train("--data", tmp_path / "faces", "--out", tmp_path / "gray", "--steps", "2", "--batch-size", "8",
+                  "--img-channels", "1")
+    notices = [line for line in gray.stderr.splitlines() if line.strip()]
+    assert len(notices) == 1 and "16 of the 16 images" in notices[0] and "luminance" in notices[0]
+    card = json.loads((tmp_path / "gray" / "latest" / "generator.json").read_text())
+    assert card["model_config"]["img_channels"] == 1
+
+
+def test_gray_data_is_refused_at_three_channels_unless_asked_to_repeat_it(tmp_path):
+    files, _ = orl_files()
+    for i in range(4):
+        with Image.open(files[i * 10]) as im:
+            im.convert("RGB").save(tmp_path / f"{i}.jpg", quality=90)  # gray photos in colour files
+    with pytest.raises(GrayscaleDataError, match="is grayscale .* pass --img-channels 1"):
+        load_dataset(str(tmp_path), 16, 3)
+    with pytest.raises(GrayscaleDataError, match="--data orl is grayscale"):
+        load_dataset("orl", 16, 3)
+    repeated = load_dataset(str(tmp_path), 16, 3, gray_to_rgb=True).images
+    assert torch.equal(repeated[:, 0], repeated[:, 2])
+
+
+def test_a_folder_that_links_to_itself_reads_each_file_once(tmp_path):
+    files, _ = orl_files()
+    faces = tmp_path / "faces"
+    (faces / "sub").mkdir(parents=True)
+    for i in range(3):
+        Image.open(files[i]).save(faces / f"{i}.png")
+    for i in range(3, 5):
+        Image.open(files[i]).save(faces / "sub" / f"{i}.png")
+    (faces / "self").symlink_to(".", target_is_directory=True)  # faces/self/self/... until ELOOP: 300 images
+    (faces / "alias").symlink_to("sub", target_is_directory=True)
+    (faces / "again.png").symlink_to("0.png")
+    outside = tmp_path / "more"
+    outside.mkdir()
+    Image.open(files[5]).save(outside / "5.png")
+    (faces / "more").symlink_to(outside, target_is_directory=True)  # a link out of the tree is still read
+    proc = _train("--data", faces, "--out", tmp_path / "runs", "--steps", "1", "--batch-size", "6")
+    assert _config(tmp_path / "runs")["dataset"]["num_images"] == 6
+    assert "warning" not in proc.stderr
+    listed = [str(p.relative_to(faces)) for p in list_images(faces)]
+    assert listed == ["0.png", "1.png", "2.png", "alias/3.png", "alias/4.png", "more/5.png"]  # the first path of each
+
+
+def test_a_link_back_up_the_tree_is_not_followed_again(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("L", (8, 8), 90).save(tmp_path / "a" / "b" / "x.png")
+    (tmp_path / "a" / "b" / "up").symlink_to("..", target_is_directory=True)
+    assert [str(p.relative_to(tmp_path)) for p in list_images(tmp_path)] == ["a/b/x.png"]

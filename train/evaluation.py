@@ -33,6 +33,7 @@ from dcgan_rt.latents import latent_range
 from dcgan_rt.train import fid as fidlib
 from dcgan_rt.train import memorization as memo
 from dcgan_rt.train.data import GrayscaleDataError, cache_dir, load_dataset, to_float
+from dcgan_rt.train.faces import default_crop
 from dcgan_rt.train.options import BUILTIN_SOURCES
 
 METRICS = ("fid", "kid", "digits", "memorization")
@@ -154,7 +155,7 @@ class Evaluator:
             feats = self.digit_classifier.features(to_float(real)).numpy()
             self.real_digit_mu, self.real_digit_sigma = feats.mean(axis=0), np.cov(feats, rowvar=False)
         if "memorization" in self.metrics:
-            self.memorization = memo.MemorizationReference(real_subset(real, memo.MAX_REAL))
+            self.memorization = memo.MemorizationReference(real_subset(real, memo.reference_size(real.shape[1:])))
 
     def _phase(self, name: str):
         if not self.progress:
@@ -235,6 +236,13 @@ def default_data(card) -> str:
                      f"--data {'|'.join(BUILTIN_SOURCES)}|DIR")
 
 
+def training_crop(card) -> int | None:
+    """The crop the model's training data was cut with, where its card records one
+    (extra["crop"]); None: the source's default."""
+    crop = card.extra.get("crop")
+    return crop if isinstance(crop, int) and not isinstance(crop, bool) and crop >= 0 else None
+
+
 def evaluate_model(model: str | Path, data: str | None = None, num_images: int = DEFAULT_NUM_IMAGES, *,
                    num_real: int | None = None, seed: int = 0, metrics: str | Iterable[str] | None = None,
                    inception: str | Path | None = None, backend: str = "auto", data_root: str | Path | None = None,
@@ -242,7 +250,7 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
                    log: Callable[[str], None] | None = None, crop: int | None = None) -> EvalResult:
     """FID / KID, memorisation (and digit scores for MNIST models) of MODEL's images against
     `data` (default: what the model was trained on), read as `train` reads it (`crop` as for
-    load_dataset)."""
+    load_dataset; by default the crop the model's card records for its own data)."""
     from dcgan_rt.backends import select_backend
 
     check_num_images(num_images)
@@ -259,6 +267,8 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
         cfg = card.model_config
         data = data or default_data(card)
         chosen = parse_metrics(metrics, data if data in DIGIT_DATASETS else card.dataset)
+        if crop is None and data == card.dataset:
+            crop = training_crop(card)
         try:
             train_data = load_dataset(data, cfg.img_resolution, cfg.img_channels, data_root, warn=log, crop=crop)
         except GrayscaleDataError:
@@ -271,5 +281,6 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
         result = evaluator.score(generator_batches(gen.images, cfg.z_dim, num_images, seed, batch), num_images)
         t_end = time.perf_counter()
         result.info = {"model": str(model), "backend": gen.describe(), "seed": seed, **evaluator.describe(),
+                       "crop": crop if crop is not None else default_crop(data),
                        "seconds": round(t_end - t0, 1), "seconds_generated": round(t_end - t_real, 1)}
     return result

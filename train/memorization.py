@@ -15,10 +15,12 @@ person already in the set scores below 1); far above 1: far from every training 
 
 Exact duplicates among the real images are counted once (else a set with copies in it
 would divide by zero). Cost: (generated + real) x real image distances, one matrix
-product each; `MAX_REAL` real images (a fixed subset, the same for every model) and the
-first `MAX_GENERATED` generated ones keep it to seconds for any data set. A subset of
-a big set can miss a copy of an image outside it; for sets up to MAX_REAL (ORL, a
-folder of a few thousand faces) every image is compared.
+product each; `reference_size` real images (5,000, fewer above 64 px RGB so they
+stay within 256 MB as floats; a fixed subset, the same for every model) and the first
+`MAX_GENERATED` generated ones keep it to seconds for any data set (1,000 against
+5,000 at 64 px RGB: 15 s on two busy CPU cores). A subset of a big set can miss a copy
+of an image outside it; for sets up to that size (ORL, a folder of a few thousand
+faces) every image is compared. Pixel distance does not see a mirrored copy as a copy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from dcgan_rt.errors import UsageError
 
 MAX_REAL = 5_000
+MAX_REAL_VALUES = 64 * 2**20  # float32 pixels of the real side held at once: 256 MB
 MAX_GENERATED = 1_000
 _CHUNK = 256  # query rows per distance matrix: (256, MAX_REAL) floats at a time
 
@@ -51,6 +54,11 @@ class Memorization:
                 "memorization_num_real": self.num_real}
 
 
+def reference_size(image_shape: tuple[int, ...]) -> int:
+    """How many real images (C, R, R) are compared: MAX_REAL, fewer for big images."""
+    return max(2, min(MAX_REAL, MAX_REAL_VALUES // int(np.prod(image_shape))))
+
+
 def _flat(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.reshape(images_u8.shape[0], -1).float().div_(255.0)
 
@@ -59,17 +67,18 @@ def nearest_distances(queries: torch.Tensor, refs: torch.Tensor, exclude_self: b
     """L2 distance from each query row to its nearest row of `refs` ((n, D) and (m, D) floats).
     With exclude_self the queries are the refs and a row's own match does not count."""
     ref_sq = (refs * refs).sum(dim=1)
-    nearest = torch.empty(queries.shape[0], dtype=torch.long)
+    distances = torch.empty(queries.shape[0], dtype=torch.float64)
     for start in range(0, queries.shape[0], _CHUNK):
         q = queries[start:start + _CHUNK]
         d2 = (q * q).sum(dim=1, keepdim=True) + ref_sq - 2.0 * (q @ refs.T)
         if exclude_self:
             rows = torch.arange(q.shape[0])
             d2[rows, rows + start] = float("inf")
-        nearest[start:start + q.shape[0]] = d2.argmin(dim=1)
-    # The matrix product finds the neighbour; its distance is recomputed directly, in float64,
-    # so an exact copy measures 0, not float32 rounding noise.
-    return (queries.double() - refs[nearest].double()).norm(dim=1)
+        # The matrix product finds the neighbour; its distance is recomputed directly, in
+        # float64, so an exact copy measures 0, not float32 rounding noise.
+        nearest = refs[d2.argmin(dim=1)]
+        distances[start:start + q.shape[0]] = (q.double() - nearest.double()).norm(dim=1)
+    return distances
 
 
 def distinct(images_u8: torch.Tensor) -> torch.Tensor:
@@ -86,7 +95,6 @@ class MemorizationReference:
         real = distinct(real_u8)
         if real.shape[0] < 2:
             raise UsageError("the memorisation figure needs at least 2 different real images")
-        self.shape = tuple(real.shape[1:])
         self.real = _flat(real)
         self.median_real = float(np.median(nearest_distances(self.real, self.real, exclude_self=True).numpy()))
 
