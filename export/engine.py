@@ -16,12 +16,11 @@ TF32 is switched off so an fp32 engine stays within the fp32 parity bound.
 
 The timing cache (kernel timings, reused to make rebuilds fast) is one file per
 TensorRT version and GPU architecture under $DCGAN_RT_CACHE (default
-~/.cache/dcgan-rt).
+~/.cache/dcgan-rt, dcgan_rt.cache).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +57,9 @@ def engine_unavailable_reason() -> str | None:
 
 
 def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:
-    root = os.environ.get("DCGAN_RT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dcgan-rt"
-    )
-    return Path(root) / f"tensorrt-{tensorrt_version}-sm{compute_capability.replace('.', '')}.timing-cache"
+    from dcgan_rt.cache import cache_root
+
+    return cache_root() / f"tensorrt-{tensorrt_version}-sm{compute_capability.replace('.', '')}.timing-cache"
 
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard, precision: str, output: str,
@@ -77,7 +75,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
     if gpu is None:
         raise DcganRtError(f"cannot build a TensorRT engine: {reason}")
 
-    logger = trt.Logger(trt.Logger.ERROR)
+    logger = trt.Logger(trt.Logger.WARNING)  # its warnings (e.g. on precision) reach the user
     builder = trt.Builder(logger)
     # 10.x: ask for strong typing; 11.x: always strongly typed (the flag is kept, and ignored).
     strongly_typed_flag = getattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
