@@ -27,7 +27,7 @@ import numpy as np
 
 from dcgan_rt.atomic import write_bytes
 from dcgan_rt.digest import sha256_bytes, sha256_file
-from dcgan_rt.engine_sidecar import EngineSidecar, LoadedEngine, write_sidecar
+from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
 from dcgan_rt.errors import DcganRtError
 from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_card import ModelCard
@@ -47,12 +47,6 @@ def engine_unavailable_reason() -> str | None:
     gpu, reason = find_gpu()
     if gpu is None:
         return reason
-    try:
-        import torch
-    except ImportError:
-        return "PyTorch is needed to run the engine's parity check"
-    if not torch.cuda.is_available():
-        return "this PyTorch build has no CUDA, needed to run the engine's parity check"
     return None
 
 
@@ -151,35 +145,17 @@ def _parser_error(error) -> str:
         return str(error).strip()
 
 
-def engine_runner(loaded: LoadedEngine):
-    """z (numpy float32) -> images (numpy), on the GPU through a TensorRT execution context.
+def engine_runner(engine_path: str | Path, device: int = 0):
+    """z (numpy float32) -> the engine's output, through the very backend `generate --backend
+    tensorrt` runs (dcgan_rt.backends.tensorrt.TensorRTBackend: its buffers, stream and
+    two-slot pipeline), in chunks of the engine's maximum batch. `run.backend` is it."""
+    from dcgan_rt.backends.tensorrt import TensorRTBackend
 
-    Device buffers are torch CUDA tensors: the export tier has torch, and this only
-    serves the parity check (the generation backend keeps its own buffers).
-    """
-    import tensorrt as trt
-    import torch
-
-    engine = loaded.engine
-    context = engine.create_execution_context()
-    dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8}
-    out_dtype = dtypes[engine.get_tensor_dtype(OUTPUT_NAME)]
-    max_batch = loaded.sidecar.batch_max
-    stream = torch.cuda.Stream()
+    backend = TensorRTBackend(engine_path, device=device)
 
     def run(z: np.ndarray) -> np.ndarray:
-        outs = []
-        for s in range(0, len(z), max_batch):
-            z_dev = torch.from_numpy(np.ascontiguousarray(z[s:s + max_batch], dtype=np.float32)).cuda()
-            context.set_input_shape(INPUT_NAME, tuple(z_dev.shape))
-            out = torch.empty(tuple(context.get_tensor_shape(OUTPUT_NAME)), dtype=out_dtype, device="cuda")
-            context.set_tensor_address(INPUT_NAME, z_dev.data_ptr())
-            context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
-            stream.wait_stream(torch.cuda.current_stream())  # z_dev's copy happened on the default stream
-            if not context.execute_async_v3(stream.cuda_stream):
-                raise DcganRtError(f"TensorRT failed to run {loaded.path.name}")
-            stream.synchronize()
-            outs.append(out.cpu().numpy())
-        return np.concatenate(outs)
+        step = backend.max_batch or len(z)
+        return np.concatenate([backend(z[s:s + step]) for s in range(0, len(z), step)])
 
+    run.backend = backend
     return run
