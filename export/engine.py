@@ -31,7 +31,7 @@ from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
 from dcgan_rt.errors import DcganRtError
 from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import INPUT_NAME, OUTPUT_NAME, io_contract
+from dcgan_rt.onnx_card import INPUT_NAME, io_contract
 
 WORKSPACE_BYTES = 2 << 30
 

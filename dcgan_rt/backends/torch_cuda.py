@@ -35,7 +35,7 @@ PRECISIONS = ("fp32", "fp16")
 class _Graph:
     """One batch size: static device buffers and the CUDA graph that fills them."""
 
-    def __init__(self, torch, model, n: int, z_dim: int, device, uint8: bool, pool):
+    def __init__(self, torch, model, n: int, z_dim: int, device, uint8: bool):
         self.z = torch.zeros((n, z_dim), dtype=torch.float32, device=device)
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -44,7 +44,8 @@ class _Graph:
                 run_batch(torch, model, self.z, uint8)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool), torch.inference_mode():
+        # A private memory pool per graph: graphs of several batch sizes replay in any order.
+        with torch.cuda.graph(self.graph), torch.inference_mode():
             self.out, self.bad = run_batch(torch, model, self.z, uint8)
 
 
@@ -118,15 +119,20 @@ class TorchCudaBackend(Backend):
         self._out_dtype = torch.uint8 if uint8 else torch.float32
         self._stream = torch.cuda.Stream(device)
         self._graphs: dict[int, _Graph] = {}
-        self._pool = torch.cuda.graph_pool_handle() if graphs else None
         self._slots = [_Slot(torch) for _ in range(IN_FLIGHT)]
         self._next = 0
+
+    def replay_only(self, n: int):
+        """Run the batch-n graph once on the device, no copies (benchmarks time the GPU alone)."""
+        with self._torch.cuda.stream(self._stream):
+            self._graph(n).graph.replay()
+        self._stream.synchronize()
 
     def _graph(self, n: int) -> _Graph:
         graph = self._graphs.get(n)
         if graph is None:
             with self._torch.cuda.device(self._device):
-                graph = _Graph(self._torch, self._model, n, self.z_dim, self._device, self._uint8, self._pool)
+                graph = _Graph(self._torch, self._model, n, self.z_dim, self._device, self._uint8)
             self._graphs[n] = graph
         return graph
 
