@@ -55,10 +55,11 @@ def doctor(
     if model is None:
         broken = [f"{section}: {rows['version']}" for section, rows in report.items()
                   if str(rows.get("version", "")).startswith("installed but does not load")]
+        broken += [f"{section}: {rows['conflict']}" for section, rows in report.items() if "conflict" in rows]
         for line in broken:
             console.print(f"FAIL {line}", style="red", markup=False, highlight=False, soft_wrap=True)
         if broken:
-            raise DcganRtError(f"{len(broken)} installed component(s) do not load (listed above)")
+            raise DcganRtError(f"{len(broken)} installed component(s) do not load or conflict (listed above)")
         return
 
     from dcgan_rt.cli.export import parity_table

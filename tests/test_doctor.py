@@ -102,3 +102,14 @@ def test_doctor_checks_the_torch_cuda_backend_generate_runs(require_cuda, tiny_m
     out = run_cli("doctor", tiny_model_dir, check=True).stdout
     for precision in ("fp32", "fp16"):
         assert re.search(rf"^\s*{precision}\s+torch-cuda\s.*\bpass\b", out, re.M), out
+
+
+def test_onnxruntime_and_onnxruntime_gpu_both_installed_is_a_failure(tmp_path):
+    # What `pip install '.[dev,gpu]'` used to leave: a second distribution over the same files.
+    site = tmp_path / "site"
+    info = site / "onnxruntime_gpu-1.30.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.30.0\n")
+    proc = run_cli("doctor", env={"PYTHONPATH": str(site)})
+    assert_clean_error(proc, 1, "do not load or conflict")
+    assert "FAIL onnxruntime: onnxruntime and onnxruntime-gpu are both installed" in proc.stdout

@@ -65,6 +65,10 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if _provider_name(wanted[0]) != _CPU_EP:  # a GPU provider's libraries are as likely as the file
+                raise ArtifactError(f"ONNX Runtime cannot load {path} with {_provider_name(wanted[0])} ({first}): "
+                                    "check the CUDA/TensorRT libraries it needs, or re-export a damaged file "
+                                    "with dcgan-rt export") from None
             raise ArtifactError(f"ONNX Runtime cannot load {path} ({first}): "
                                 "re-export it with dcgan-rt export") from None
         card, io = card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
