@@ -31,7 +31,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+
+# Where `pip install -e .` could not run (say, an older setuptools on the GPU machine), the
+# checkout is made importable as installed: dcgan_rt from the repo, dcgan_rt.train/export/cli
+# from ./train, ./export, ./cli (the package-dir mapping of pyproject.toml). Subprocesses get
+# it through this sitecustomize on PYTHONPATH.
+SHIM = """import importlib.machinery, sys
+REPO = {repo!r}
+MAPPED = {{"dcgan_rt.train", "dcgan_rt.export", "dcgan_rt.cli"}}
+class _CheckoutFinder:
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.PathFinder.find_spec(name, [REPO]) if name in MAPPED else None
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+sys.meta_path.insert(0, _CheckoutFinder())
+"""
+
+
+def ensure_importable(work: Path) -> str:
+    """How dcgan-rt is importable here: "installed", or "checkout (path shim)"."""
+    try:
+        import dcgan_rt.train  # noqa: F401
+        return "installed"
+    except ImportError:
+        pass
+    shim = work / "shim"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "sitecustomize.py").write_text(SHIM.format(repo=str(REPO)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH", "")) if p)
+    exec(compile(SHIM.format(repo=str(REPO)), "device_check shim", "exec"), {})
+    import dcgan_rt.train  # noqa: F401,F811
+    return "checkout (path shim: pip install -e . had not run)"
+
 
 import device_check_steps as steps  # noqa: E402
 
@@ -150,6 +183,7 @@ def main(argv=None) -> int:
                   sizes=steps.SIZES["cpu" if args.cpu else "gpu"])
     wanted = set(args.only.split(",")) if args.only else None
     report = {"mode": "cpu rehearsal" if args.cpu else "gpu", "device": ctx.device, "budget_s": args.budget_s,
+              "dcgan_rt": ensure_importable(ctx.work),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sizes": ctx.sizes, "seconds": 0.0,
               "finished": False,
               "steps": {name: {"title": title, "status": "pending"} for name, title, _, _ in steps.STEPS}}
