@@ -89,8 +89,11 @@ def gpu_tests(ctx, seconds) -> dict:
     # The rehearsal collects one file: all of tests/ would cost the CPU machine a minute of imports.
     target = ["tests/test_torch_backend.py"] if ctx.cpu else ["tests"]
     junit = ctx.work / "gpu-tests.xml"
+    # A hung test would cost the whole step its counts (junit is written at the end): pytest-timeout,
+    # where installed, ends that one test instead.
+    per_test = ["--timeout", "60"] if _has("pytest_timeout") else []
     result = _run(ctx, [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rfEs", "-p", "no:cacheprovider",
-                        f"--junitxml={junit}", "--rootdir", str(REPO), *[str(REPO / t) for t in target]],
+                        *per_test, f"--junitxml={junit}", "--rootdir", str(REPO), *[str(REPO / t) for t in target]],
                   ctx.timeout(seconds), "gpu-tests")
     counts = _junit_counts(junit) if junit.is_file() else {}
     result.update(counts)
@@ -100,6 +103,12 @@ def gpu_tests(ctx, seconds) -> dict:
     if result["rc"] not in (0, 5) or failed:  # 5: nothing collected
         result["status"] = "failed"
     return result
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _junit_counts(path: Path) -> dict:
