@@ -57,6 +57,12 @@ def test_fp16_is_refused_for_backends_that_run_their_file(tiny_onnx, tmp_path, c
     assert_clean_error(proc, 2, "--precision fp16 is for the torch backend", "dcgan-rt export --fp16")
 
 
+def test_odd_batches_reuse_a_few_cuda_graphs():
+    from dcgan_rt.backends.torch_cuda import graph_size
+
+    assert [graph_size(n) for n in (1, 2, 3, 5, 64, 65, 1000, 4096)] == [1, 2, 4, 8, 64, 128, 1024, 4096]
+
+
 @pytest.fixture(scope="module")
 def default_shape_model(tmp_path_factory):
     """The default 64x64 RGB generator shape (narrower: g_width 16), real BatchNorm statistics."""

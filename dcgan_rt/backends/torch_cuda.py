@@ -5,9 +5,10 @@ What makes it fast, each measured by benchmarks/device_check.py:
 
 - BatchNorm folded into the transposed convolutions (backends.torch_fold) and the
   model in channels_last, which cuDNN's transposed-convolution kernels prefer.
-- A CUDA graph per batch size: the whole batch (model, NaN flag, the dcgan_rt.pixels
-  uint8 rule, NCHW -> NHWC) is one graph launch instead of ~20 kernel launches from
-  Python. Graphs need static buffers: one input and output set per batch size.
+- A CUDA graph per batch size (rounded up to a power of two, so a job's odd last batch
+  reuses one): the whole batch (model, NaN flag, the dcgan_rt.pixels uint8 rule,
+  NCHW -> NHWC) is one graph launch instead of ~20 kernel launches from Python.
+  Graphs need static buffers: one input and output set per graph.
 - Two batches in flight on one stream, in pinned host buffers: `map_images`
   enqueues batch k+1 (host->device copy, graph, device->host copy) before it waits
   for batch k, so the GPU keeps computing while the writers encode batch k.
@@ -58,6 +59,12 @@ def run_batch(torch, model, z, uint8: bool):
         return x.contiguous(), bad
     pixels = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0).to(torch.uint8)
     return pixels.permute(0, 2, 3, 1).contiguous(), bad  # (N, H, W, C)
+
+
+def graph_size(n: int) -> int:
+    """The graph a batch of n runs in: the next power of two, so odd batches (a job's last,
+    a resumed range) reuse a few graphs instead of capturing one per size."""
+    return 1 << (n - 1).bit_length()
 
 
 class _Slot:
@@ -125,7 +132,7 @@ class TorchCudaBackend(Backend):
     def replay_only(self, n: int):
         """Run the batch-n graph once on the device, no copies (benchmarks time the GPU alone)."""
         with self._torch.cuda.stream(self._stream):
-            self._graph(n).graph.replay()
+            self._graph(graph_size(n)).graph.replay()
         self._stream.synchronize()
 
     def _graph(self, n: int) -> _Graph:
@@ -147,12 +154,13 @@ class TorchCudaBackend(Backend):
         slot.z[:n].numpy()[...] = z
         stream = self._stream
         if self._use_graphs:
-            graph = self._graph(n)
+            graph = self._graph(graph_size(n))
             stream.wait_stream(torch.cuda.current_stream(self._device))  # graph capture and warm-up are done
             with torch.cuda.stream(stream):
-                graph.z.copy_(slot.z[:n], non_blocking=True)
+                graph.z[:n].copy_(slot.z[:n], non_blocking=True)
                 graph.graph.replay()
-                out, bad = graph.out, graph.bad
+                # Rows past n hold an earlier batch's latents: finite, and never copied out.
+                out, bad = graph.out[:n], graph.bad
         else:
             with torch.cuda.stream(stream), torch.inference_mode():
                 zd = slot.z[:n].to(self._device, non_blocking=True)
