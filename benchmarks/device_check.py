@@ -14,7 +14,8 @@ RGB and the hours CelebA's default length would take.
 Every step is isolated (a failure is recorded and the next step runs) and
 time-boxed (its own limit and what is left of --budget-s). The JSON report is
 rewritten after every step, so a run cut off by the machine still reports;
-`device_check.log` holds the log. `--cpu` is part of the test suite
+`device_check.log` holds the log; these two are the only files written to --out
+(its files travel back from the GPU machine, a few at most). `--cpu` is part of the test suite
 (tests/test_device_check.py), so this script cannot rot.
 """
 
@@ -23,8 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -82,6 +85,7 @@ class Context:
     """What every step gets: where to write, how big, and how long it may take."""
 
     out: Path
+    scratch: Path  # runs, images and subprocess logs: never under --out (only the report travels back)
     cpu: bool
     deadline: float
     face_data: str | None
@@ -95,9 +99,8 @@ class Context:
 
     @property
     def work(self) -> Path:
-        path = self.out / "work"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return self.scratch
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -171,6 +174,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="data source for the face recipe (step h), e.g. a CelebA folder or 'orl' where "
                              "the installed dcgan-rt has it; default: a synthetic folder of colour 64x64 images")
     parser.add_argument("--only", default=None, help="comma-separated step letters to run (default: all)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder for runs, images and logs, kept afterwards (default: a temporary "
+                             "folder, removed at the end); never put it under --out, whose files travel back")
     return parser.parse_args(argv)
 
 
@@ -179,7 +185,8 @@ def main(argv=None) -> int:
     start = time.monotonic()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(out=out, cpu=args.cpu, deadline=start + args.budget_s, face_data=args.face_data,
+    scratch = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="device_check_"))
+    ctx = Context(out=out, scratch=scratch, cpu=args.cpu, deadline=start + args.budget_s, face_data=args.face_data,
                   sizes=steps.SIZES["cpu" if args.cpu else "gpu"])
     wanted = set(args.only.split(",")) if args.only else None
     report = {"mode": "cpu rehearsal" if args.cpu else "gpu", "device": ctx.device, "budget_s": args.budget_s,
@@ -203,6 +210,8 @@ def main(argv=None) -> int:
         for line in summary_lines(report):
             ctx.log(line)
         ctx.log(f"report: {out / REPORT}")
+    if args.work is None:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -34,6 +34,8 @@ def test_device_check_rehearsal_reports_every_step(tmp_path):
     assert set(steps["f"]["result"]["formats"]) == {"npy", "png"}
     assert steps["g"]["result"]["one_process"]["rc"] == 0
     assert steps["h"]["result"]["celeba_hours"] > 0
+    # Only the report and the log go to --out: its files travel back from the GPU machine, a few at most.
+    assert sorted(p.name for p in out.iterdir()) == ["device_check.json", "device_check.log"]
     log = (out / "device_check.log").read_text()
     assert "device check (cpu rehearsal)" in log and all(f"({k})" in log for k in STEPS)
 
