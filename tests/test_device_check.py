@@ -42,8 +42,8 @@ def test_device_check_rehearsal_reports_every_step(tmp_path):
 
 def test_a_run_killed_mid_way_still_leaves_its_report(tmp_path):
     out = tmp_path / "check"
-    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "device_check.py"), "--cpu", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "device_check.py"), "--cpu", "--out", str(out),
+                             "--work", str(tmp_path / "scratch")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     report_file = out / "device_check.json"
     try:
         deadline = time.monotonic() + 120
