@@ -47,6 +47,13 @@ def engine_unavailable_reason() -> str | None:
     gpu, reason = find_gpu()
     if gpu is None:
         return reason
+    from dcgan_rt.backends.cuda_memory import cudart
+    from dcgan_rt.errors import MissingDependencyError
+
+    try:
+        cudart()  # the engine's parity check runs it through the tensorrt backend's cuda-python buffers
+    except MissingDependencyError:
+        return "cuda-python is not installed (pip install 'dcgan-rt[gpu]'); the engine's parity check needs it"
     return None
 
 
