@@ -118,3 +118,24 @@ def test_generate_on_the_cpu_does_not_need_a_cache(tiny_onnx, tmp_path, cli):
     proc = cli("generate", tiny_onnx, "-n", "4", "--out", tmp_path / "out", "--format", "npy",
                env={"DCGAN_RT_CACHE": str(blocker)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cuda_python_calls_fail_as_one_clear_line_without_a_driver():
+    # The real cuda-python runtime, on a machine without an NVIDIA driver: every call's error
+    # code becomes a DcganRtError naming the call, not a tuple nobody checked.
+    from dcgan_rt.backends import cuda_memory
+    from dcgan_rt.errors import DcganRtError, MissingDependencyError
+    from dcgan_rt.gpu import find_gpu
+
+    if find_gpu()[0] is not None:
+        pytest.skip("a CUDA driver and GPU are here: the calls would succeed")
+    try:
+        cuda_memory.cudart()
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+    for make, call in ((lambda: cuda_memory.DeviceBuffer(16), "cudaMalloc"),
+                       (lambda: cuda_memory.PinnedBuffer(16), "cudaMallocHost"),
+                       (cuda_memory.Stream, "cudaStreamCreateWithFlags"),
+                       (lambda: cuda_memory.set_device(0), r"cudaSetDevice\(0\)")):
+        with pytest.raises(DcganRtError, match=rf"^CUDA call {call} failed \(cuda\w+\)$"):
+            make()

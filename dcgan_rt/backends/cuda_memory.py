@@ -90,7 +90,7 @@ class Stream:
     @property
     def address(self) -> int:
         """The cudaStream_t as an integer, as TensorRT's execute_async_v3 takes it."""
-        return int(self.handle) if hasattr(self.handle, "__int__") else int(self.handle.getPtr())
+        return int(self.handle)  # the handle's value; getPtr() would be the address of the Python-side copy
 
     def copy_to_device(self, device_ptr: int, host_ptr: int, nbytes: int) -> None:
         rt = cudart()
