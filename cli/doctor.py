@@ -1,8 +1,11 @@
 """`dcgan-rt doctor [MODEL]`: this machine's environment, and parity on every backend it has.
 
 CLI tier: prints dcgan_rt.environment's report; with MODEL, runs
-dcgan_rt.export.checks and prints the parity table (exit 1 if any check fails),
-so a user with a GPU verifies their own install.
+dcgan_rt.export.checks (every backend built as generate builds it) and prints the
+parity table, what was not checked and why, and one line per failure: a backend
+that could not start or a row outside its bound. Exit 1 if there is any, so a user
+with a GPU verifies their own install. Without MODEL, an installed runtime that
+does not load is the failure.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dcgan_rt.cli.common import console, handle_errors
-from dcgan_rt.errors import NumericalError, UsageError
+from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 
 
 def environment_table(report: dict) -> Table:
@@ -50,6 +53,13 @@ def doctor(
         return
     console.print(environment_table(report))
     if model is None:
+        broken = [f"{section}: {rows['version']}" for section, rows in report.items()
+                  if str(rows.get("version", "")).startswith("installed but does not load")]
+        broken += [f"{section}: {rows['conflict']}" for section, rows in report.items() if "conflict" in rows]
+        for line in broken:
+            console.print(f"FAIL {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+        if broken:
+            raise DcganRtError(f"{len(broken)} installed component(s) do not load or conflict (listed above)")
         return
 
     from dcgan_rt.cli.export import parity_table
@@ -59,8 +69,10 @@ def doctor(
     console.print(parity_table(result.results, f"parity vs {result.reference} (latent seed {result.seed})"))
     for line in result.skipped:
         console.print(f"not checked: {line}", markup=False, highlight=False, soft_wrap=True)
-    failed = [r for r in result.results if not r.passed]
-    if failed:
-        names = ", ".join(f"{r.variant} on {r.backend}" for r in failed)
-        raise NumericalError(f"parity failed for {names} (latent seed {result.seed}): see the table above")
+    problems = result.problems()
+    for line in problems:
+        console.print(f"FAIL {line}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise NumericalError(f"{len(problems)} of {len(result.results) + len(result.failures)} checks failed "
+                             f"(latent seed {result.seed}): one line each above")
     console.print(f"all checks passed ({len(result.results)})", style="green", highlight=False)

@@ -108,13 +108,18 @@ def generate(
                                                  show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another job's images in --out.")] = False,
     save_latents: Annotated[bool, typer.Option("--save-latents", help="Also write each image's latent z.")] = False,
+    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device number (default 0; torchrun: LOCAL_RANK).",
+                                               show_default=False)] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", help="fp16: the torch backend on a CUDA GPU in half precision (recorded in the manifest). "
+                            "Default: fp32, or what an exported file holds.", show_default=False)] = None,
 ) -> None:
     """Generate N images: reproducible (image i depends only on the model, seed and i) and resumable."""
     from dcgan_rt.pipeline import GenerateRequest, generate as run_generate
 
     request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start, batch_size=batch_size,
                               backend=backend, format=format, shard=shard, overwrite=overwrite,
-                              save_latents=save_latents)
+                              save_latents=save_latents, gpu=gpu, precision=precision)
     result = run_generate(request, make_reporter(is_tty()))
     if result.generated:
         parts = [f"done: {result.generated:,} images in {result.seconds:.1f} s "

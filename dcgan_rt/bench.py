@@ -115,7 +115,7 @@ def matmul_ceiling(n: int = 2048, repeats: int = 3) -> dict:
 
 
 def gpu_matmul_ceiling(device: int = 0, n: int = 8192, repeats: int = 10) -> dict | None:
-    """torch.matmul rates on a CUDA GPU, float32 (TF32 off) and float16; None without one."""
+    """torch.matmul rates on a CUDA GPU, float32 (TF32 off), float16 and bfloat16; None without one."""
     try:
         import torch
     except ImportError:
@@ -127,7 +127,7 @@ def gpu_matmul_ceiling(device: int = 0, n: int = 8192, repeats: int = 10) -> dic
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 ceiling is true fp32
     try:
-        for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
             a = torch.randn(n, n, device=dev, dtype=dtype)
             out = torch.empty_like(a)
 
@@ -415,9 +415,9 @@ def _builder(name: str, path: Path, threads: int | None) -> Callable[[], object]
 
             return OpenVinoBackend(path, threads=threads)
         if name == "torch":
-            from dcgan_rt.backends.torch import TorchBackend
+            from dcgan_rt.backends.torch import build_torch_backend
 
-            return TorchBackend(path, threads=threads, uint8=False)
+            return build_torch_backend(path, threads=threads, uint8=False)
         from dcgan_rt.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(path)

@@ -6,10 +6,13 @@ tensorrt lazily. A plan file is the plain serialized engine (no bytes prepended)
 the TensorRT version and GPU it was built for, precision, batch profile, and the
 sha256 of both the ONNX it came from and the plan itself.
 
-Engines only run on the TensorRT version and GPU architecture that built them, so
-`load_engine` checks, in order: the sidecar exists and parses; the plan's sha256
-matches; the TensorRT version matches; the GPU's compute capability matches. Only
-then does it deserialise. Every refusal ends in "rebuild with dcgan-rt export".
+Engines only run on the TensorRT version and GPU that built them (a plan's kernels
+are picked for one GPU model: an H100 PCIe and an H100 SXM share compute capability
+9.0 but not their tuning), so `load_engine` checks, in order: the sidecar exists and
+parses; the plan's sha256 matches; the TensorRT version matches; the GPU model and
+its compute capability match. Only then does it deserialise. Every refusal ends in
+"rebuild with dcgan-rt export". TensorRT's own log is shown from WARNING up, so
+its warnings (say, a plan built on another device) reach the user.
 """
 
 from __future__ import annotations
@@ -127,8 +130,9 @@ def read_plan(engine_path: str | Path, sidecar: EngineSidecar) -> bytes:
     return data
 
 
-def check_compatibility(sidecar: EngineSidecar, tensorrt_version: str, compute_capability: str) -> None:
-    """Refuse an engine built for another TensorRT version or GPU architecture."""
+def check_compatibility(sidecar: EngineSidecar, tensorrt_version: str, compute_capability: str,
+                        gpu_name: str) -> None:
+    """Refuse an engine built for another TensorRT version, GPU architecture or GPU model."""
     if sidecar.tensorrt_version != tensorrt_version:
         raise ArtifactError(
             f"engine was built with TensorRT {sidecar.tensorrt_version}, this machine has TensorRT "
@@ -139,6 +143,8 @@ def check_compatibility(sidecar: EngineSidecar, tensorrt_version: str, compute_c
             f"engine was built for a GPU of compute capability {sidecar.compute_capability} "
             f"({sidecar.gpu_name}), this GPU has {compute_capability}: {REBUILD}"
         )
+    if sidecar.gpu_name != gpu_name:
+        raise ArtifactError(f"engine was built on a {sidecar.gpu_name}, this GPU is a {gpu_name}: {REBUILD}")
 
 
 @dataclass
@@ -168,8 +174,8 @@ def load_engine(path: str | Path, device: int = 0) -> LoadedEngine:
     gpu, reason = find_gpu(device)
     if gpu is None:
         raise DcganRtError(f"cannot run TensorRT engine {path}: {reason}")
-    check_compatibility(sidecar, trt.__version__, gpu.compute_capability)
-    logger = trt.Logger(trt.Logger.ERROR)
+    check_compatibility(sidecar, trt.__version__, gpu.compute_capability, gpu.name)
+    logger = trt.Logger(trt.Logger.WARNING)
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(plan)
     if engine is None:

@@ -19,6 +19,15 @@ def _broken(exc: BaseException) -> str:
     return f"installed but does not load ({type(exc).__name__}{': ' + first if first else ''})"
 
 
+def _distribution(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def environment_report() -> dict[str, dict[str, Any]]:
     """{section: {field: value}}, JSON-able."""
     report: dict[str, dict[str, Any]] = {
@@ -59,6 +68,21 @@ def environment_report() -> dict[str, dict[str, Any]]:
         report["onnxruntime"] = {"version": "not installed (pip install 'dcgan-rt[cpu]', or [gpu])"}
     except Exception as exc:
         report["onnxruntime"] = {"version": _broken(exc)}
+
+    both = [d for d in ("onnxruntime", "onnxruntime-gpu") if _distribution(d)]
+    if len(both) == 2:
+        report["onnxruntime"]["conflict"] = (
+            "onnxruntime and onnxruntime-gpu are both installed and overwrite each other's files: "
+            "pip uninstall -y onnxruntime onnxruntime-gpu, then pip install 'dcgan-rt[gpu]' (or [cpu])")
+
+    try:
+        from cuda.bindings import runtime as cudart  # noqa: F401
+
+        report["cuda-python"] = {"version": _distribution("cuda-bindings") or _distribution("cuda-python") or "?"}
+    except ImportError:
+        report["cuda-python"] = {"version": "not installed (the tensorrt backend needs it: pip install 'dcgan-rt[gpu]')"}
+    except Exception as exc:
+        report["cuda-python"] = {"version": _broken(exc)}
 
     try:
         import tensorrt

@@ -74,6 +74,8 @@ class GenerateRequest:
     shard: str | None = None  # "K/N"; None: from torchrun's RANK/WORLD_SIZE, else unsharded
     overwrite: bool = False
     save_latents: bool = False
+    gpu: int | None = None  # CUDA device; None: 0, or LOCAL_RANK under torchrun
+    precision: str | None = None  # "fp16": the torch backend on CUDA in half precision (opt-in)
 
 
 @dataclass
@@ -202,8 +204,10 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
     check_out_dir(out)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) if shard else 1
     threads = max(1, _cpu_count() // local_world) if local_world > 1 else None
-    backend = select_backend(resolved, req.backend, gpu=int(os.environ.get("LOCAL_RANK", "0") or 0) if shard else 0,
-                             threads=threads)
+    gpu = req.gpu if req.gpu is not None else (int(os.environ.get("LOCAL_RANK", "0") or 0) if shard else None)
+    if gpu is not None and gpu < 0:
+        raise UsageError(f"--gpu must be a CUDA device number >= 0, got {gpu}")
+    backend = select_backend(resolved, req.backend, gpu=gpu, threads=threads, precision=req.precision)
     with backend:
         rep.info(f"backend: {backend.describe()}; {backend.reason}")
         if batch is not None and backend.max_batch is not None and batch > backend.max_batch:

@@ -16,23 +16,22 @@ TF32 is switched off so an fp32 engine stays within the fp32 parity bound.
 
 The timing cache (kernel timings, reused to make rebuilds fast) is one file per
 TensorRT version and GPU architecture under $DCGAN_RT_CACHE (default
-~/.cache/dcgan-rt).
+~/.cache/dcgan-rt, dcgan_rt.cache).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from dcgan_rt.atomic import write_bytes
 from dcgan_rt.digest import sha256_bytes, sha256_file
-from dcgan_rt.engine_sidecar import EngineSidecar, LoadedEngine, write_sidecar
+from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
 from dcgan_rt.errors import DcganRtError
 from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import INPUT_NAME, OUTPUT_NAME, io_contract
+from dcgan_rt.onnx_card import INPUT_NAME, io_contract
 
 WORKSPACE_BYTES = 2 << 30
 
@@ -48,20 +47,20 @@ def engine_unavailable_reason() -> str | None:
     gpu, reason = find_gpu()
     if gpu is None:
         return reason
+    from dcgan_rt.backends.cuda_memory import cudart
+    from dcgan_rt.errors import MissingDependencyError
+
     try:
-        import torch
-    except ImportError:
-        return "PyTorch is needed to run the engine's parity check"
-    if not torch.cuda.is_available():
-        return "this PyTorch build has no CUDA, needed to run the engine's parity check"
+        cudart()  # the engine's parity check runs it through the tensorrt backend's cuda-python buffers
+    except MissingDependencyError:
+        return "cuda-python is not installed (pip install 'dcgan-rt[gpu]'); the engine's parity check needs it"
     return None
 
 
 def timing_cache_path(tensorrt_version: str, compute_capability: str) -> Path:
-    root = os.environ.get("DCGAN_RT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dcgan-rt"
-    )
-    return Path(root) / f"tensorrt-{tensorrt_version}-sm{compute_capability.replace('.', '')}.timing-cache"
+    from dcgan_rt.cache import cache_root
+
+    return cache_root() / f"tensorrt-{tensorrt_version}-sm{compute_capability.replace('.', '')}.timing-cache"
 
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard, precision: str, output: str,
@@ -77,7 +76,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
     if gpu is None:
         raise DcganRtError(f"cannot build a TensorRT engine: {reason}")
 
-    logger = trt.Logger(trt.Logger.ERROR)
+    logger = trt.Logger(trt.Logger.WARNING)  # its warnings (e.g. on precision) reach the user
     builder = trt.Builder(logger)
     # 10.x: ask for strong typing; 11.x: always strongly typed (the flag is kept, and ignored).
     strongly_typed_flag = getattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
@@ -153,35 +152,17 @@ def _parser_error(error) -> str:
         return str(error).strip()
 
 
-def engine_runner(loaded: LoadedEngine):
-    """z (numpy float32) -> images (numpy), on the GPU through a TensorRT execution context.
+def engine_runner(engine_path: str | Path, device: int = 0):
+    """z (numpy float32) -> the engine's output, through the very backend `generate --backend
+    tensorrt` runs (dcgan_rt.backends.tensorrt.TensorRTBackend: its buffers, stream and
+    two-slot pipeline), in chunks of the engine's maximum batch. `run.backend` is it."""
+    from dcgan_rt.backends.tensorrt import TensorRTBackend
 
-    Device buffers are torch CUDA tensors: the export tier has torch, and this only
-    serves the parity check (the generation backend keeps its own buffers).
-    """
-    import tensorrt as trt
-    import torch
-
-    engine = loaded.engine
-    context = engine.create_execution_context()
-    dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8}
-    out_dtype = dtypes[engine.get_tensor_dtype(OUTPUT_NAME)]
-    max_batch = loaded.sidecar.batch_max
-    stream = torch.cuda.Stream()
+    backend = TensorRTBackend(engine_path, device=device)
 
     def run(z: np.ndarray) -> np.ndarray:
-        outs = []
-        for s in range(0, len(z), max_batch):
-            z_dev = torch.from_numpy(np.ascontiguousarray(z[s:s + max_batch], dtype=np.float32)).cuda()
-            context.set_input_shape(INPUT_NAME, tuple(z_dev.shape))
-            out = torch.empty(tuple(context.get_tensor_shape(OUTPUT_NAME)), dtype=out_dtype, device="cuda")
-            context.set_tensor_address(INPUT_NAME, z_dev.data_ptr())
-            context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
-            stream.wait_stream(torch.cuda.current_stream())  # z_dev's copy happened on the default stream
-            if not context.execute_async_v3(stream.cuda_stream):
-                raise DcganRtError(f"TensorRT failed to run {loaded.path.name}")
-            stream.synchronize()
-            outs.append(out.cpu().numpy())
-        return np.concatenate(outs)
+        step = backend.max_batch or len(z)
+        return np.concatenate([backend(z[s:s + step]) for s in range(0, len(z), step)])
 
+    run.backend = backend
     return run

@@ -19,7 +19,7 @@ from typing import Callable
 
 from dcgan_rt import __version__
 from dcgan_rt.digest import sha256_file
-from dcgan_rt.engine_sidecar import EngineSidecar, load_engine, sidecar_path
+from dcgan_rt.engine_sidecar import EngineSidecar, sidecar_path
 from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 from dcgan_rt.export.engine import build_engine, engine_runner
 from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
@@ -105,7 +105,7 @@ def _export_into(stage: Path, report: ExportReport, generator, card, source: Pat
         log(f"building {ENGINE_FILENAME} from {v.filename} with TensorRT (max batch {max_batch})")
         engine_path = stage / ENGINE_FILENAME
         report.engine = build_engine(stage / v.filename, engine_path, card, v.precision, v.output, max_batch)
-        runner = engine_runner(load_engine(engine_path))
+        runner = engine_runner(engine_path)
         report.results.append(check_parity(f"{v.name} engine", v.precision, v.output, "tensorrt",
                                            runner, z, reference, PARITY_BATCHES))
         _raise_if_failed(report)

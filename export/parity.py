@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dcgan_rt.errors import DcganRtError, MissingDependencyError, NumericalError
+from dcgan_rt.errors import NumericalError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.onnx_card import INPUT_NAME
 from dcgan_rt.pixels import to_uint8_nhwc
@@ -144,28 +144,18 @@ def raise_on_failure(results: Sequence[ParityResult], seed: int) -> None:
         raise NumericalError(f"parity check failed (latent seed {seed}): {what}")
 
 
-def onnxruntime_runner(path: str | Path, provider: str = "CPUExecutionProvider") -> Runner:
-    """An ONNX Runtime session on one execution provider, as z -> images."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "running the parity check", extra="cpu") from None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    # TF32 would cost the fp32 bound on Ampere+; the CUDA EP enables it by default.
-    spec = (provider, {"use_tf32": "0"}) if provider == "CUDAExecutionProvider" else provider
-    try:
-        session = ort.InferenceSession(str(path), options, providers=[spec])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DcganRtError(f"ONNX Runtime ({provider}) cannot load {Path(path).name}: {first}") from None
-    if session.get_providers()[0] != provider:
-        raise DcganRtError(f"ONNX Runtime could not use {provider} for {Path(path).name}")
+PROVIDER_CHOICE = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
+                   "TensorrtExecutionProvider": "tensorrt"}
 
-    def run(z: np.ndarray) -> np.ndarray:
-        return session.run(None, {INPUT_NAME: z})[0]
 
-    return run
+def onnxruntime_runner(path: str | Path, provider: str = "CPUExecutionProvider", device_id: int = 0) -> Runner:
+    """ONNX Runtime on one execution provider, as z -> model output: the very backend
+    `generate --backend onnxruntime` builds (same provider options, e.g. TF32 off on
+    the CUDA EP), pinned to that provider; one that does not start is an error."""
+    from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(path, providers=PROVIDER_CHOICE[provider], device_id=device_id)
+    return backend.__call__
 
 
 def reference_evaluator_runner(path: str | Path) -> Runner:

@@ -65,14 +65,18 @@ def test_a_mangled_sidecar_is_refused(card, tmp_path, field, value, needle):
         read_sidecar(engine)
 
 
-def test_another_tensorrt_or_gpu_architecture_means_rebuild(card, tmp_path):
+def test_another_tensorrt_gpu_architecture_or_gpu_model_means_rebuild(card, tmp_path):
     sidecar = write_fake_engine(tmp_path / "generator.engine", card, tensorrt_version="10.9.0.34",
                                 compute_capability="9.0")
-    check_compatibility(sidecar, "10.9.0.34", "9.0")  # same: fine
+    h100 = "NVIDIA H100 80GB HBM3"
+    check_compatibility(sidecar, "10.9.0.34", "9.0", h100)  # same: fine
     with pytest.raises(ArtifactError, match=r"TensorRT 10\.9\.0\.34, this machine has TensorRT 11\.0\.0.*rebuild"):
-        check_compatibility(sidecar, "11.0.0", "9.0")
+        check_compatibility(sidecar, "11.0.0", "9.0", h100)
     with pytest.raises(ArtifactError, match=r"compute capability 9\.0.*this GPU has 8\.6.*rebuild"):
-        check_compatibility(sidecar, "10.9.0.34", "8.6")
+        check_compatibility(sidecar, "10.9.0.34", "8.6", h100)
+    # Same compute capability, another GPU model: plans are tuned per model.
+    with pytest.raises(ArtifactError, match=r"built on a NVIDIA H100 80GB HBM3, this GPU is a NVIDIA H100 PCIe.*rebuild"):
+        check_compatibility(sidecar, "10.9.0.34", "9.0", "NVIDIA H100 PCIe")
 
 
 @pytest.mark.gpu
@@ -87,8 +91,7 @@ def test_built_engine_loads_and_matches_pytorch_at_any_batch_size(require_tensor
     paths = export_variants(g, card, [FP32], tmp_path)
     sidecar = build_engine(paths["fp32"], tmp_path / "generator.engine", card, "fp32", "float32-nchw", max_batch=64)
     assert isinstance(sidecar, EngineSidecar) and read_sidecar(tmp_path / "generator.engine") == sidecar
-    loaded = load_engine(tmp_path / "generator.engine")
-    run = engine_runner(loaded)
+    run = engine_runner(tmp_path / "generator.engine")
     z = latent_range(3, 0, 100, card.model_config.z_dim)  # > max batch: the runner splits it
     expected = reference_images(g, z)
     for n in (1, 7, 64, 100):

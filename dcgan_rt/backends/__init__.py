@@ -11,8 +11,11 @@ returns uint8 (N, H, W, C) by the rule in dcgan_rt.images.
 
 `select_backend(model, "auto")` picks, in DESIGN §4 order, the fastest backend that
 can run this MODEL here: TensorRT engine > ONNX Runtime (TensorRT EP / CUDA EP) >
-ONNX Runtime CPU > PyTorch, and records why in `backend.reason`. OpenVINO (CPU) is
-there when asked for by name.
+ONNX Runtime CPU > PyTorch, and records why in `backend.reason`. One exception:
+for a run directory on a machine with a CUDA GPU that PyTorch sees, but neither
+TensorRT nor onnxruntime-gpu, PyTorch on the GPU beats ONNX Runtime on the CPU by
+orders of magnitude, so `auto` picks it. OpenVINO (CPU) is there when asked for by
+name. `generate`, `bench` and `doctor` all build backends through select_backend.
 """
 
 from __future__ import annotations
@@ -90,8 +93,9 @@ class Backend:
         return z
 
 
-def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: int = 0,
-                   threads: int | None = None) -> Backend:
+def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: int | None = None,
+                   threads: int | None = None, precision: str | None = None, providers: str = "auto",
+                   uint8: bool = True) -> Backend:
     """Build the named backend for MODEL ("auto": the fastest one available, DESIGN §4).
 
     With a run directory (or generator.safetensors) and "auto", the files
@@ -100,34 +104,43 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
     TensorRT and a GPU are present, else the fp32 ONNX (uint8 variant first) on ONNX
     Runtime, else PyTorch. `backend.artifact` is the file that actually runs.
 
-    gpu: which CUDA device GPU backends use (a torchrun rank passes LOCAL_RANK);
-    threads: CPU threads for CPU backends (None: every core this process may use).
+    gpu: which CUDA device GPU backends use (None: device 0; a torchrun rank passes
+    LOCAL_RANK); threads: CPU threads for CPU backends (None: every core this process
+    may use); precision: "fp16" opts the torch backend on CUDA into half precision
+    (other backends run the precision their file was exported in); providers: the ONNX
+    Runtime provider (doctor pins each one); uint8: torch returns pixels (False: floats).
     """
     if name not in BACKEND_NAMES:
         raise UsageError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
+    if precision not in (None, "fp32", "fp16"):
+        raise UsageError(f"--precision must be fp32 or fp16, got {precision!r}")
     resolved = model if isinstance(model, ModelPath) else resolve_model(model)
     if name == "auto":
         name, artifact, reason = _auto_choice(resolved)
     else:
         _check_kind(resolved, name)
         artifact, reason = resolved, "asked for"
+    if precision == "fp16" and name != "torch":
+        raise UsageError(f"--precision fp16 is for the torch backend on a CUDA GPU; {name} runs the precision its "
+                         "file was exported in (dcgan-rt export --fp16 makes fp16 files)")
+    device = gpu or 0
     if name == "tensorrt":
         from dcgan_rt.backends.tensorrt import TensorRTBackend
 
-        backend: Backend = TensorRTBackend(artifact.path, device=gpu)
+        backend: Backend = TensorRTBackend(artifact.path, device=device)
     elif name == "onnxruntime":
         from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
 
-        backend = OnnxRuntimeBackend(artifact.path, threads=threads, device_id=gpu)
+        backend = OnnxRuntimeBackend(artifact.path, providers=providers, threads=threads, device_id=device)
         reason = f"{reason}; {backend.provider_reason}"
     elif name == "openvino":
         from dcgan_rt.backends.openvino import OpenVinoBackend
 
         backend = OpenVinoBackend(artifact.path, threads=threads)
     else:
-        from dcgan_rt.backends.torch import TorchBackend
+        from dcgan_rt.backends.torch import build_torch_backend
 
-        backend = TorchBackend(artifact.path, gpu=gpu, threads=threads)
+        backend = build_torch_backend(artifact.path, gpu=gpu, threads=threads, uint8=uint8, precision=precision)
     backend.reason = reason
     backend.artifact = artifact
     return backend
@@ -157,6 +170,9 @@ def _auto_choice(resolved: ModelPath) -> tuple[str, ModelPath, str]:
         return "tensorrt", resolved, "auto: MODEL is a TensorRT engine, the fastest backend"
     if resolved.kind == "onnx":
         return "onnxruntime", resolved, "auto: MODEL is ONNX"
+    if _torch_cuda_is_fastest():
+        return "torch", resolved, ("auto: a CUDA GPU, PyTorch with CUDA, and neither TensorRT nor onnxruntime-gpu: "
+                                   "PyTorch on the GPU")
     exported, why_not = exported_artifact(resolved)
     if exported is not None:
         name = "tensorrt" if exported.kind == "engine" else "onnxruntime"
@@ -212,6 +228,27 @@ def source_sha256(model: ModelPath) -> str | None:
         return read_onnx(model.path).export.get("source_sha256")
     except (ArtifactError, OSError):
         return None
+
+
+def _torch_cuda_is_fastest() -> bool:
+    """A CUDA GPU that PyTorch can use, and no GPU runtime for ONNX or engines installed."""
+    from dcgan_rt.gpu import find_gpu
+
+    if find_gpu()[0] is None or importlib.util.find_spec("tensorrt") is not None:
+        return False
+    if importlib.util.find_spec("onnxruntime") is not None:
+        try:
+            import onnxruntime
+
+            if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                return False
+        except Exception:  # a broken onnxruntime is no competitor
+            pass
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _tensorrt_usable() -> bool:

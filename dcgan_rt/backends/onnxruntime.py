@@ -2,18 +2,18 @@
 
 Core tier; onnxruntime is imported when the backend is built (extra `[cpu]`, or
 `[gpu]` for onnxruntime-gpu). Providers, best first: TensorRT EP (engines cached
-under ~/.cache/dcgan-rt/ort-tensorrt), CUDA EP with I/O binding (the output is
+per ONNX sha256 under the dcgan-rt cache), CUDA EP with I/O binding (the output is
 written on the device and copied back once; the uint8 variant makes that copy 4x
-smaller), CPU EP. The providers a session actually got are reported, since ONNX
-Runtime silently falls back when, say, TensorRT's libraries are missing.
+smaller), CPU EP. With "auto" the providers a session actually got are reported,
+since ONNX Runtime silently falls back when, say, TensorRT's libraries are missing;
+a provider asked for by name that does not start is an error (doctor relies on it).
 
-CPU session settings (threads, spinning off, optimisation level) come from
+Every provider option and CPU session setting comes from
 dcgan_rt.backends.ort_options, which says why each was chosen.
 """
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -21,15 +21,16 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
-from dcgan_rt.backends.ort_options import BatchSplitter, cpu_session_options, usable_cores
-from dcgan_rt.errors import ArtifactError, MissingDependencyError, UsageError
+from dcgan_rt.backends.ort_options import (
+    CPU_EP as _CPU_EP, CUDA_EP as _CUDA_EP, TRT_EP as _TRT_EP, TRT_MAX_BATCH as _TRT_MAX_BATCH, BatchSplitter,
+    cpu_session_options, provider_list, usable_cores,
+)
+from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError, UsageError
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import card_from_metadata, output_kind
 from dcgan_rt.safe_load import check_onnx_file
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
-_TRT_EP, _CUDA_EP, _CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
-_TRT_MAX_BATCH = 1024
 
 
 def import_onnxruntime():
@@ -54,7 +55,8 @@ class OnnxRuntimeBackend(Backend):
             raise ArtifactError(f"ONNX model {path} not found")
         check_onnx_file(path)  # external data outside its folder is refused before ONNX Runtime reads it
         available = ort.get_available_providers()
-        wanted, self.provider_reason = _provider_list(providers, available, device_id, path)
+        wanted, self.provider_reason = provider_list(providers, available, device_id, path)
+        self.provider_options = wanted  # what ONNX Runtime was asked for (doctor and tests compare it)
         # On the CPU provider each core runs its own slice of the batch on one thread
         # (ort_options.BatchSplitter: measurably faster than intra-op threads here).
         workers = (threads or usable_cores()) if _provider_name(wanted[0]) == _CPU_EP else 1
@@ -63,12 +65,19 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if _provider_name(wanted[0]) != _CPU_EP:  # a GPU provider's libraries are as likely as the file
+                raise ArtifactError(f"ONNX Runtime cannot load {path} with {_provider_name(wanted[0])} ({first}): "
+                                    "check the CUDA/TensorRT libraries it needs, or re-export a damaged file "
+                                    "with dcgan-rt export") from None
             raise ArtifactError(f"ONNX Runtime cannot load {path} ({first}): "
                                 "re-export it with dcgan-rt export") from None
         card, io = card_from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
         check_session_io(session, io, path)
         used = session.get_providers()
         main = used[0] if used else _CPU_EP
+        if main != _provider_name(wanted[0]) and providers != "auto":
+            raise DcganRtError(f"ONNX Runtime's {_provider_name(wanted[0])} did not start for {path.name} "
+                               f"(the session fell back to {main}): check the CUDA/TensorRT libraries it needs")
         if main != _provider_name(wanted[0]):
             self.provider_reason += f"; {_provider_name(wanted[0])} failed to start, fell back to {main}"
         on_gpu = main in (_TRT_EP, _CUDA_EP)
@@ -163,43 +172,3 @@ def _describe(name: str, dtype: str, shape) -> str:
 
 def _provider_name(entry) -> str:
     return entry[0] if isinstance(entry, tuple) else entry
-
-
-def _provider_list(choice: str, available: list[str], device_id: int, path: Path) -> tuple[list, str]:
-    """The providers to ask for, best first, and why."""
-    has_trt, has_cuda = _TRT_EP in available, _CUDA_EP in available
-    if choice == "tensorrt" and not has_trt:
-        raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's TensorRT provider", extra="gpu")
-    if choice == "cuda" and not has_cuda:
-        raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's CUDA provider", extra="gpu")
-    cuda = (_CUDA_EP, {"device_id": device_id, "cudnn_conv_algo_search": "HEURISTIC"})
-    if choice in ("auto", "tensorrt") and has_trt and has_cuda:
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcgan-rt" / "ort-tensorrt"
-        cache.mkdir(parents=True, exist_ok=True)
-        trt = (_TRT_EP, {
-            "device_id": device_id,
-            "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(cache),
-            "trt_timing_cache_enable": True,
-            "trt_timing_cache_path": str(cache),
-            **_trt_profile(path),
-        })
-        return [trt, cuda, _CPU_EP], "ONNX Runtime has the TensorRT provider (first run builds and caches an engine)"
-    if choice in ("auto", "cuda") and has_cuda:
-        return [cuda, _CPU_EP], "ONNX Runtime has the CUDA provider"
-    if choice == "cpu":
-        return [_CPU_EP], "CPU provider"
-    return [_CPU_EP], "no GPU provider in this onnxruntime (pip install 'dcgan-rt[gpu]' for CUDA)"
-
-
-def _trt_profile(path: Path) -> dict:
-    """One optimisation profile for batch 1.._TRT_MAX_BATCH, so the TensorRT provider
-    builds one engine instead of one per new batch size."""
-    from dcgan_rt.onnx_card import INPUT_NAME, read_onnx_card
-
-    z_dim = read_onnx_card(path)[0].model_config.z_dim
-    return {
-        "trt_profile_min_shapes": f"{INPUT_NAME}:1x{z_dim}",
-        "trt_profile_opt_shapes": f"{INPUT_NAME}:256x{z_dim}",
-        "trt_profile_max_shapes": f"{INPUT_NAME}:{_TRT_MAX_BATCH}x{z_dim}",
-    }

@@ -11,6 +11,11 @@ its batch into one slice per stream and runs them side by side. Measured on the
 default 64x64 generator: 87-92% of the matmul ceiling, against 82-85% for one
 stream with every core on it (the LATENCY hint), which synchronises its threads
 at every layer.
+
+Inference precision is pinned to f32: on CPUs with AVX512-BF16 or AMX, OpenVINO's
+CPU plugin computes in bfloat16 unless told otherwise, and that misses the fp32
+parity bound (DESIGN §5) by 30x (max abs 2.8e-3; `dcgan-rt doctor` found it).
+fp16 files still compute what their graph says.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class OpenVinoBackend(Backend):
         try:
             model = core.read_model(str(path))
             compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads,
-                                                         "INFERENCE_NUM_THREADS": threads})
+                                                         "INFERENCE_NUM_THREADS": threads,
+                                                         "INFERENCE_PRECISION_HINT": "f32"})
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"OpenVINO cannot load {path} ({first}): re-export it with dcgan-rt export") from None

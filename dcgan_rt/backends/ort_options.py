@@ -1,7 +1,20 @@
-"""The ONNX Runtime session settings dcgan-rt runs generators with on the CPU.
+"""The ONNX Runtime settings dcgan-rt runs generators with: CPU session, CUDA and TensorRT EPs.
 
 Core tier; the caller passes the imported onnxruntime module, so importing this
-module costs nothing. Each setting was measured on the default 64x64 generator
+module costs nothing. `generate`, `export`'s parity check, `bench` and `doctor` all
+take their provider options from here, so what doctor checks is what generate runs.
+
+GPU providers:
+- CUDA EP: `use_tf32: 0`. ONNX Runtime turns TF32 on by default, and TF32's 10-bit
+  mantissa breaks the fp32 parity bound (DESIGN §5) on Ampere and newer GPUs.
+- TensorRT EP: engines cached in a folder named after the ONNX file's sha256.
+  ONNX Runtime names a cached engine from the file name, graph names and library
+  versions, not the weights, so a retrained `generator.onnx` of the same config
+  would otherwise run the previous model's engine. The timing cache (kernel
+  timings, valid for any weights) is shared. One optimisation profile for batch
+  1..TRT_MAX_BATCH, so one engine serves every batch size.
+
+CPU session settings were measured on the default 64x64 generator
 (docs/performance.md has the numbers):
 
 - intra-op threads = the cores this process may use (or what the caller leaves the
@@ -19,6 +32,10 @@ module costs nothing. Each setting was measured on the default 64x64 generator
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+TRT_EP, CUDA_EP, CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+TRT_MAX_BATCH = 1024
 
 
 def usable_cores() -> int:
@@ -74,3 +91,55 @@ class BatchSplitter:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def cuda_provider_options(device_id: int) -> dict:
+    return {"device_id": str(device_id), "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
+
+
+def tensorrt_engine_cache(path: str | Path) -> Path:
+    """The TensorRT EP's engine folder for this ONNX file: one per content sha256 (created)."""
+    from dcgan_rt.cache import cache_dir
+    from dcgan_rt.digest import sha256_file
+
+    return cache_dir("ort-tensorrt", sha256_file(path))
+
+
+def tensorrt_provider_options(path: str | Path, device_id: int) -> dict:
+    from dcgan_rt.cache import cache_dir
+    from dcgan_rt.onnx_card import INPUT_NAME, read_onnx_card
+
+    z_dim = read_onnx_card(Path(path))[0].model_config.z_dim
+    return {
+        "device_id": str(device_id),
+        "trt_engine_cache_enable": "1",
+        "trt_engine_cache_path": str(tensorrt_engine_cache(path)),
+        "trt_timing_cache_enable": "1",
+        "trt_timing_cache_path": str(cache_dir("ort-tensorrt")),
+        "trt_profile_min_shapes": f"{INPUT_NAME}:1x{z_dim}",
+        "trt_profile_opt_shapes": f"{INPUT_NAME}:256x{z_dim}",
+        "trt_profile_max_shapes": f"{INPUT_NAME}:{TRT_MAX_BATCH}x{z_dim}",
+    }
+
+
+def provider_list(choice: str, available: list[str], device_id: int, path: str | Path) -> tuple[list, str]:
+    """The providers (with options) to ask ONNX Runtime for, best first, and why.
+
+    choice: "auto" (the best present), or "cpu" / "cuda" / "tensorrt" for that one
+    provider (CPU behind it only for nodes a GPU provider does not take)."""
+    from dcgan_rt.errors import MissingDependencyError
+
+    has_trt, has_cuda = TRT_EP in available, CUDA_EP in available
+    if choice == "tensorrt" and not has_trt:
+        raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's TensorRT provider", extra="gpu")
+    if choice == "cuda" and not has_cuda:
+        raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's CUDA provider", extra="gpu")
+    cuda = (CUDA_EP, cuda_provider_options(device_id))
+    if choice in ("auto", "tensorrt") and has_trt and has_cuda:
+        trt = (TRT_EP, tensorrt_provider_options(path, device_id))
+        return [trt, cuda, CPU_EP], "ONNX Runtime has the TensorRT provider (first run builds and caches an engine)"
+    if choice in ("auto", "cuda") and has_cuda:
+        return [cuda, CPU_EP], "ONNX Runtime has the CUDA provider"
+    if choice == "cpu":
+        return [CPU_EP], "CPU provider"
+    return [CPU_EP], "no GPU provider in this onnxruntime (pip install 'dcgan-rt[gpu]' for CUDA)"

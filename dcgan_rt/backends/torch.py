@@ -1,10 +1,11 @@
 """The PyTorch backend: the reference every other backend is compared with.
 
 Core tier in placement, but it imports torch (and dcgan_rt.train) when built;
-without torch it raises MissingDependencyError. Runs a run directory or
-generator.safetensors on CUDA when available, else the CPU, under
-inference_mode. Pixels are made on the device (the same float32 rule as
-dcgan_rt.pixels), so only uint8 NHWC crosses back to the host: 4x less traffic.
+without torch it raises MissingDependencyError. `build_torch_backend` is what
+`generate --backend torch` runs: on a CUDA GPU the fast path of
+dcgan_rt.backends.torch_cuda (BatchNorm folded, CUDA graphs, fp16 on request),
+else `TorchBackend` on the CPU: the unmodified generator under inference_mode,
+channels_last. Pixels use the same float32 rule as dcgan_rt.pixels.
 """
 
 from __future__ import annotations
@@ -36,6 +37,24 @@ def check_release_files(model: str | Path) -> None:
     if resolved.kind == "safetensors":
         ModelCard.load(resolved.card_path)
         safetensors_header(resolved.path)
+
+
+def build_torch_backend(model: str | Path, gpu: int | None = None, threads: int | None = None, uint8: bool = True,
+                        precision: str | None = None) -> Backend:
+    """The torch backend for MODEL: on CUDA GPU `gpu` (default 0) when this PyTorch sees one,
+    else the CPU. precision: None or "fp32" (the default), "fp16" (CUDA only, opt-in)."""
+    check_release_files(model)
+    torch = import_torch()
+    if torch.cuda.is_available():
+        from dcgan_rt.backends.torch_cuda import TorchCudaBackend
+
+        return TorchCudaBackend(model, gpu=gpu or 0, uint8=uint8, precision=precision or "fp32")
+    if gpu:
+        raise UsageError(f"--gpu {gpu} asked for, but this PyTorch sees no CUDA GPU")
+    if precision not in (None, "fp32"):
+        raise UsageError(f"--precision {precision} needs a CUDA GPU (on the CPU it would be emulated): "
+                         "drop it to run fp32")
+    return TorchBackend(model, device="cpu", threads=threads, uint8=uint8)
 
 
 class TorchBackend(Backend):
