@@ -38,8 +38,8 @@ def train(
     img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=f"{D.img_channels}; celeba: 3")] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", help="Images per step.", default=D.batch_size)] = None,
     z_dim: Annotated[Optional[int], _opt("--z-dim", help="Latent size.", default=D.z_dim)] = None,
-    g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=D.g_width)] = None,
-    d_width: Annotated[Optional[int], _opt("--d-width", help="Discriminator channels at full resolution (ndf).", default=D.d_width)] = None,
+    g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=f"{D.g_width}; 64 at 64 px and up")] = None,
+    d_width: Annotated[Optional[int], _opt("--d-width", help="Discriminator channels at full resolution (ndf).", default=f"{D.d_width}; 32 at 64 px and up")] = None,
     lr_g: Annotated[Optional[float], _opt("--lr-g", help="Generator Adam learning rate.", default=D.lr_g)] = None,
     lr_d: Annotated[Optional[float], _opt("--lr-d", help="Discriminator Adam learning rate.", default=D.lr_d)] = None,
     beta1: Annotated[Optional[float], _opt("--beta1", help="Adam beta1.", default=D.beta1)] = None,
@@ -179,6 +179,9 @@ class _Base:
     def on_epoch_end(self, state) -> None: ...
 
     def on_end(self, state) -> None: ...
+
+    def wants_snapshot(self, state) -> bool:
+        return False
 
 
 class PlainProgress(_Base):
