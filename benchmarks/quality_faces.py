@@ -105,18 +105,6 @@ def run_curve(out: Path, marks: list[float], options: dict, num_images: int = 40
     train_run(opts, callbacks=[KeepMarks()])
 
 
-def _memorization(fake, real) -> float:
-    """Median distance generated -> nearest real over median distance real -> nearest other real."""
-    import torch
-
-    f = fake.reshape(fake.shape[0], -1).double() / 127.5 - 1
-    r = real.reshape(real.shape[0], -1).double() / 127.5 - 1
-    d_fr = torch.cdist(f, r).min(dim=1).values.median()
-    d_rr = torch.cdist(r, r)
-    d_rr.fill_diagonal_(float("inf"))
-    return float(d_fr / d_rr.min(dim=1).values.median())
-
-
 def score_images(npz: Path, data: str) -> None:
     """FID, KID and memorisation of each mark's images in a curve's marks.npz."""
     import numpy as np
@@ -129,11 +117,11 @@ def score_images(npz: Path, data: str) -> None:
     info = json.loads(npz.with_suffix(".json").read_text())
     first = marks[marks.files[0]]
     real = load_dataset(data, int(first.shape[-1]), int(first.shape[1])).images
-    evaluator = Evaluator(real, data, ("fid", "kid"))
+    evaluator = Evaluator(real, data, ("fid", "kid", "memorization"))
     for name in sorted(marks.files):
         images = torch.from_numpy(marks[name])
         result = evaluator.score([images], images.shape[0])
-        mem = _memorization(images, real)
+        mem = result.memorization.ratio
         at = info["marks"].get(name, {})
         print(f"{npz.parent.name} {name} step {at.get('step')} ({at.get('seconds')} s): FID {result.fid:.1f}  "
               f"KID {result.kid * 1e3:.1f}e-3  memorisation {mem:.2f}", flush=True)
@@ -166,10 +154,21 @@ def run_default(out: Path, extra: list[str], data: str) -> None:
     show(str(out / "latest"), evaluate(out / "latest", data))
 
 
-def run_floor(data: str) -> None:
-    from dcgan_rt.train.fid import real_vs_real
+def run_floor(data: str, img_resolution: int = 64, img_channels: int = 1) -> dict:
+    """Real vs real: one half of the data set (a fixed random half) against the other."""
+    import torch
 
-    show(f"real vs real ({data}, 200 vs 200)", real_vs_real(data))
+    from dcgan_rt.train.data import load_dataset
+    from dcgan_rt.train.evaluation import Evaluator
+
+    real = load_dataset(data, img_resolution, img_channels).images
+    order = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))
+    half = real.shape[0] // 2
+    a, b = real[order[:half]], real[order[half:2 * half]]
+    result = Evaluator(a, f"{data}-half-a", ("fid", "kid")).score([b], b.shape[0])
+    scores = {"fid": result.fid, "kid": result.kid}
+    show(f"real vs real ({data}, {half} vs {half})", scores)
+    return scores
 
 
 def main() -> None:
@@ -191,8 +190,10 @@ def main() -> None:
     s = sub.add_parser("score", help="FID, KID, memorisation of run directories / generators")
     s.add_argument("models", nargs="+")
     s.add_argument("--data", default="orl")
-    f = sub.add_parser("floor", help="real vs real FID and KID (200 vs 200)")
+    f = sub.add_parser("floor", help="real vs real FID and KID (half against half)")
     f.add_argument("--data", default="orl")
+    f.add_argument("--img-resolution", type=int, default=64)
+    f.add_argument("--img-channels", type=int, default=1)
     args = ap.parse_args()
     if args.what == "default":
         extra = [a for a in args.train_args if a != "--"]
@@ -212,7 +213,7 @@ def main() -> None:
         for model in args.models:
             show(model, evaluate(model, args.data))
     else:
-        run_floor(args.data)
+        run_floor(args.data, args.img_resolution, args.img_channels)
 
 
 if __name__ == "__main__":

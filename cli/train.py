@@ -30,6 +30,7 @@ def _opt(*names: str, help: str, default=None, **kw):
 def train(
     data: Annotated[Optional[str], _opt("--data", help="mnist-5k (built-in digits), orl (built-in faces; both offline), mnist, celeba, or a folder of images.", default=D.data)] = None,
     data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
+    crop: Annotated[Optional[int], _opt("--crop", help="Centred square cut from each image before resizing, in pixels (0: the largest).", default="108 for celeba, else 0")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"{DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand images")] = None,
     steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.")] = None,
@@ -47,7 +48,7 @@ def train(
     label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="One-sided: D's target for real images is 1 minus this.", default=D.label_smoothing)] = None,
     code_dim: Annotated[Optional[int], _opt("--code-dim", help="InfoGAN categorical code: the first N entries of z pick one of N kinds of image (0: plain DCGAN).", default=D.code_dim)] = None,
     info_lambda: Annotated[Optional[float], _opt("--info-lambda", help="Weight of the InfoGAN code loss.", default=D.info_lambda)] = None,
-    r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=D.r1_gamma)] = None,
+    r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=f"{D.r1_gamma}; 0.3 at 64 px and up")] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
     ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off).", default=D.ema_kimg)] = None,
     augment: Annotated[Optional[str], _opt("--augment", help="Augment every image D sees (real and generated, differentiably): off, diffaug (always), ada (adaptive probability); auto: ada below 2,000 images.", default=D.augment)] = None,
@@ -64,7 +65,7 @@ def train(
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     given = {
-        "data": data, "data_root": str(data_root) if data_root else None, "out": str(out) if out else None,
+        "data": data, "data_root": str(data_root) if data_root else None, "crop": crop, "out": str(out) if out else None,
         "epochs": epochs, "steps": steps, "kimg": kimg, "img_resolution": img_resolution, "img_channels": img_channels,
         "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
         "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,

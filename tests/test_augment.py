@@ -177,3 +177,13 @@ def test_one_length_option_at_a_time():
         TrainOptions(epochs=3, kimg=10)
     with pytest.raises(UsageError, match="--kimg must be positive"):
         TrainOptions(kimg=0)
+
+
+def test_runs_recorded_before_these_defaults_resume_as_they_were():
+    """A train_config.json without kimg/augment/crop (the previous round's) trained 80 epochs,
+    without augmentation, on the largest centred square: that is what it resumes with."""
+    recorded = {"data": "mnist-5k", "epochs": None, "steps": None, "img_resolution": 64, "g_width": 48,
+                "d_width": 16, "r1_gamma": 1.0, "batch_size": 32}
+    opts = TrainOptions.from_dict(recorded)
+    assert opts.total_steps(12) == 80 * 12 and opts.augment == "off" and opts.crop == 0
+    assert (opts.g_width, opts.d_width, opts.r1_gamma) == (48, 16, 1.0)  # recorded, not today's 64-px defaults

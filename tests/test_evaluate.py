@@ -229,6 +229,8 @@ def test_memorization_is_about_zero_for_copies_one_for_new_photos_and_high_for_o
     # Another photo of someone in the set is nearer than a stranger, and neither is a copy.
     assert 0.3 < photos_of_the_same_people.ratio < other_people.ratio < 3
     assert 0.1 < blurred.ratio < photos_of_the_same_people.ratio  # near-copies score low
+    mirrored = evaluator.score([train[::2].flip(-1)], 100).memorization
+    assert mirrored.ratio == 0  # x-flip augmentation could teach mirrored copies: still copies
 
 
 def test_memorization_counts_duplicate_real_images_once_and_uses_at_most_max_generated():

@@ -14,8 +14,9 @@ from PIL import Image
 from conftest import REPO, run_cli
 from dcgan_rt.errors import DataError, UsageError
 from dcgan_rt.train.data import GrayscaleDataError, load_dataset
-from dcgan_rt.train.faces import CELEBA_ATTR_FILE, orl_files, source_defaults
+from dcgan_rt.train.faces import CELEBA_ATTR_FILE, orl_files
 from dcgan_rt.train.folders import list_images
+from dcgan_rt.train.options import source_defaults
 
 ENV = {"DCGAN_RT_OFFLINE": "1"}
 TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4",
@@ -227,3 +228,22 @@ def test_a_link_back_up_the_tree_is_not_followed_again(tmp_path):
     Image.new("L", (8, 8), 90).save(tmp_path / "a" / "b" / "x.png")
     (tmp_path / "a" / "b" / "up").symlink_to("..", target_is_directory=True)
     assert [str(p.relative_to(tmp_path)) for p in list_images(tmp_path)] == ["a/b/x.png"]
+
+
+def test_orl_trains_with_the_face_defaults_unless_told_otherwise(tmp_path):
+    """`--data orl` alone: 64 px gray, the 64-px widths and R1, ADA (a small set); all recorded."""
+    proc = run_cli("train", "--data", "orl", "--out", tmp_path, "--steps", "2", "--batch-size", "16",
+                   "--z-dim", "16", "--code-dim", "4", "--device", "cpu", env=ENV, timeout=300, check=True)
+    options = _config(tmp_path)["options"]
+    assert (options["img_resolution"], options["img_channels"]) == (64, 1)
+    assert (options["g_width"], options["d_width"], options["r1_gamma"]) == (64, 32, 0.3)
+    assert options["augment"] == "ada" and options["steps"] == 2 and options["kimg"] is None
+    assert "64px" in proc.stdout
+    metrics = [json.loads(line) for line in (tmp_path / "latest" / "metrics.jsonl").read_text().splitlines()]
+    assert "augment_p" in metrics[-1]
+    told = tmp_path / "told"
+    run_cli("train", "--data", "orl", "--out", told, "--steps", "1", "--batch-size", "16", "--augment", "off",
+            "--g-width", "8", "--d-width", "8", *TINY[:2], "--z-dim", "16", "--code-dim", "4", "--device", "cpu",
+            env=ENV, timeout=300, check=True)
+    options = _config(told)["options"]
+    assert (options["img_resolution"], options["g_width"], options["augment"]) == (16, 8, "off")

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS
+from dcgan_rt.cache import cache_root
 from dcgan_rt.errors import DataError, UsageError
 from dcgan_rt.train.faces import celeba_attrs, celeba_folder, default_crop, orl_files
 from dcgan_rt.train.folders import crop_box, decode_files, list_images
@@ -56,12 +57,9 @@ class GrayscaleDataError(UsageError):
 
 
 def cache_dir() -> Path:
-    """Where dcgan-rt keeps derived files (classifier weights, downloads): $DCGAN_RT_CACHE,
-    else $XDG_CACHE_HOME/dcgan-rt, else ~/.cache/dcgan-rt."""
-    if os.environ.get("DCGAN_RT_CACHE"):
-        return Path(os.environ["DCGAN_RT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dcgan-rt"
+    """Where dcgan-rt keeps derived files (classifier weights, downloads, FID statistics):
+    the one cache root of dcgan_rt.cache ($DCGAN_RT_CACHE, else the user cache folder)."""
+    return cache_root()
 
 
 def default_data_root() -> Path:

@@ -86,7 +86,8 @@ class EvalCallback(Callback):
     def on_start(self, state: TrainState) -> None:
         opts = state.opts
         # The loop has already said what it skipped or converted: no second notice.
-        data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=lambda m: None)
+        data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=lambda m: None,
+                            crop=opts.crop)
         metrics = train_eval_metrics(self.metrics_text, data.name)
         self.key = selection_metric(metrics)
         self.evaluator = Evaluator(real_subset(data.images, None), data.name, metrics, self.inception,

@@ -23,19 +23,11 @@ import torch
 
 from dcgan_rt.errors import DataError
 
-# (img_resolution, img_channels) a source trains at when the user does not say.
-SOURCE_DEFAULTS = {"mnist-5k": (32, 1), "mnist": (32, 1), "orl": (64, 1), "celeba": (64, 3)}
 # The side of the centred square cut before resizing; 0 (and folders): the largest square.
 SOURCE_CROPS = {"celeba": 108}
 ORL_PEOPLE, ORL_PHOTOS = 40, 10
 CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CELEBA_NUM_ATTRS = 40
-
-
-def source_defaults(source: str) -> tuple[int, int] | None:
-    """(img_resolution, img_channels) for a built-in source; None for a folder (the
-    training options' own defaults apply)."""
-    return SOURCE_DEFAULTS.get(source)
 
 
 def default_crop(source: str) -> int:

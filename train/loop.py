@@ -49,8 +49,9 @@ from dcgan_rt.train.distributed import (
 from dcgan_rt.train.augment import ADA_INTERVAL, AugmentPipe
 from dcgan_rt.train.defaults import resolve_for_data
 from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
+from dcgan_rt.train.faces import default_crop
 from dcgan_rt.train.loss import DCGANLoss
-from dcgan_rt.train.networks import Discriminator, Generator, build_discriminator, build_generator, code_index
+from dcgan_rt.train.networks import Generator, build_discriminator, build_generator, code_index
 from dcgan_rt.train.options import RESUMABLE_OVERRIDES, TrainOptions
 from dcgan_rt.train.release import save_generator
 from dcgan_rt.train.rundir import create_run_dir, run_desc, update_latest
@@ -351,6 +352,7 @@ class Trainer:
             self.opts.model_config, training_step=self.state.step, dataset=self.data.name,
             weights="ema" if self.ema is not None else "raw",
             extra={"run": self.run_dir.name, "seed": self.opts.seed, "epoch": self.state.epoch,
+                   "crop": self.opts.crop if self.opts.crop is not None else default_crop(self.opts.data),
                    "images_seen": self.state.cur_nimg},
         )
         was_training = generator.training
@@ -608,7 +610,7 @@ def _train_run(opts: TrainOptions, resume: str | Path | None, callbacks: Sequenc
     if resume is not None:
         run_dir = Path(resume)
         ckpt = run_on_main(world, lambda: _read_resume(run_dir))
-    data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=warn)
+    data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=warn, crop=opts.crop)
     if ckpt is None:
         opts = resolve_for_data(opts, data.num_images)  # length and augmentation: recorded as resolved
     spe = steps_per_epoch(data.num_images, opts.batch_size)

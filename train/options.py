@@ -34,13 +34,18 @@ DEFAULT_EPOCHS = 80
 # (sync_bn, like device, is about where the run trains: a run may resume on other hardware.
 # The learning rates may change so that a run that diverged can go on from its last good
 # checkpoint with smaller steps.)
-# (g_width, d_width) by img_resolution: at 64 px the digits' narrow D cannot tell faces
-# apart well enough (ORL, 160k images: FID 127 with 64/32 vs 202 with 48/16; docs/training.md).
-WIDTHS_SMALL, WIDTHS_LARGE = (48, 16), (64, 32)
+# What changes with img_resolution, measured (docs/training.md): below 64 px the digits'
+# recipe; at 64 px the digits' narrow D cannot tell faces apart (ORL, 160k images: FID 127
+# with widths 64/32 vs 202 with 48/16) and a lighter R1 lets them sharpen (79 with
+# gamma 0.3 vs 111 with 1, and 287 with 3).
+RESOLUTION_DEFAULTS = {
+    "small": {"g_width": 48, "d_width": 16, "r1_gamma": 1.0},
+    "large": {"g_width": 64, "d_width": 32, "r1_gamma": 0.3},
+}
 
 
-def default_widths(img_resolution: int) -> tuple[int, int]:
-    return WIDTHS_LARGE if img_resolution >= 64 else WIDTHS_SMALL
+def resolution_defaults(img_resolution: int) -> dict:
+    return RESOLUTION_DEFAULTS["large" if img_resolution >= 64 else "small"]
 
 
 RESUMABLE_OVERRIDES = ("epochs", "steps", "kimg", "device", "sync_bn", "lr_g", "lr_d", "snapshot_kimg")
@@ -50,6 +55,7 @@ RESUMABLE_OVERRIDES = ("epochs", "steps", "kimg", "device", "sync_bn", "lr_g", "
 class TrainOptions:
     data: str = "mnist-5k"
     data_root: str | None = None
+    crop: int | None = None  # centred square cut before resizing, in pixels; None: the source's (celeba 108), 0: largest
     out: str = "runs"
     epochs: int | None = None  # total epochs
     steps: int | None = None  # total optimizer steps; stops mid-epoch if needed
@@ -68,7 +74,7 @@ class TrainOptions:
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
     code_dim: int = 40  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN
     info_lambda: float = 1.0  # weight of the code loss in both D's and G's loss
-    r1_gamma: float = 1.0  # R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
+    r1_gamma: float | None = None  # None: by resolution (RESOLUTION_DEFAULTS); R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
     ema_kimg: float = 20.0  # half-life of the generator EMA in thousands of images; 0 turns it off
     ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
@@ -80,14 +86,13 @@ class TrainOptions:
     channels_last: bool = True  # NHWC memory format for G and D (faster on CUDA and on the CPU)
     sync_bn: bool = False  # torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm)
     log_every: int = 10  # steps between metrics.jsonl lines / progress updates
-    snapshot_kimg: float = 4.0  # sample grid + checkpoint at the first epoch end after this many thousand images; 0: every epoch
+    snapshot_kimg: float = 10.0  # sample grid + checkpoint at the first epoch end after this many thousand images; 0: every epoch
     grid_size: int = 64  # fixed latents drawn in every epoch's sample grid
 
     def __post_init__(self) -> None:
-        if self.g_width is None or self.d_width is None:
-            g, d = default_widths(self.img_resolution)
-            object.__setattr__(self, "g_width", g if self.g_width is None else self.g_width)
-            object.__setattr__(self, "d_width", d if self.d_width is None else self.d_width)
+        for name, value in resolution_defaults(self.img_resolution).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if self.img_resolution not in IMG_RESOLUTIONS:
             raise UsageError(f"--img-resolution must be one of {', '.join(map(str, IMG_RESOLUTIONS))}, "
                              f"got {self.img_resolution}")
@@ -119,6 +124,8 @@ class TrainOptions:
                              f"got {self.code_dim}: with a small --z-dim pass a smaller --code-dim too")
         if self.info_lambda < 0:
             raise UsageError(f"--info-lambda must be 0 or positive, got {self.info_lambda}")
+        if self.crop is not None and self.crop < 0:
+            raise UsageError(f"--crop must be 0 (the largest centred square) or a size in pixels, got {self.crop}")
         if self.snapshot_kimg < 0:
             raise UsageError(f"--snapshot-kimg must be 0 (every epoch) or positive, got {self.snapshot_kimg}")
         if self.r1_gamma < 0:
@@ -157,7 +164,7 @@ class TrainOptions:
     def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
         known = {f.name for f in dataclasses.fields(cls)}
         # A run recorded before an option existed trained without it: resume it that way.
-        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off"}
+        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0}
         return cls(**{**recorded_before, **{k: v for k, v in data.items() if k in known}})
 
     def replace(self, **changes: Any) -> "TrainOptions":
