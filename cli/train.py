@@ -48,7 +48,7 @@ def train(
     label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="One-sided: D's target for real images is 1 minus this.", default=D.label_smoothing)] = None,
     code_dim: Annotated[Optional[int], _opt("--code-dim", help="InfoGAN categorical code: the first N entries of z pick one of N kinds of image (0: plain DCGAN).", default=D.code_dim)] = None,
     info_lambda: Annotated[Optional[float], _opt("--info-lambda", help="Weight of the InfoGAN code loss.", default=D.info_lambda)] = None,
-    r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=f"{D.r1_gamma}; 0.3 at 64 px and up")] = None,
+    r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=f"{D.r1_gamma}; 0.1 at 64 px and up")] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
     ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off).", default=D.ema_kimg)] = None,
     augment: Annotated[Optional[str], _opt("--augment", help="Augment every image D sees (real and generated, differentiably): off, diffaug (always), ada (adaptive probability); auto: ada below 2,000 images.", default=D.augment)] = None,

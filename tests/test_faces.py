@@ -236,7 +236,7 @@ def test_orl_trains_with_the_face_defaults_unless_told_otherwise(tmp_path):
                    "--z-dim", "16", "--code-dim", "4", "--device", "cpu", env=ENV, timeout=300, check=True)
     options = _config(tmp_path)["options"]
     assert (options["img_resolution"], options["img_channels"]) == (64, 1)
-    assert (options["g_width"], options["d_width"], options["r1_gamma"]) == (64, 32, 0.3)
+    assert (options["g_width"], options["d_width"], options["r1_gamma"]) == (64, 32, 0.1)
     assert options["augment"] == "ada" and options["steps"] == 2 and options["kimg"] is None
     assert "64px" in proc.stdout
     metrics = [json.loads(line) for line in (tmp_path / "latest" / "metrics.jsonl").read_text().splitlines()]
