@@ -473,43 +473,7 @@ class Trainer:
 
     def finish(self) -> None:
         """The end-of-run pictures (also fine to call after an interruption)."""
-        write_run_plots(self.run_dir, self.data, self.opts)
-
-
-def write_run_plots(run_dir: Path, data: TrainData, opts: TrainOptions) -> None:
-    from PIL import Image
-
-    grid_paths = sorted((run_dir / SAMPLES_DIR).glob("epoch_*.png"))
-    grids, labels = [], []
-    for path in grid_paths:
-        with Image.open(path) as im:
-            arr = np.asarray(im)
-        grids.append(_cells(arr, opts.img_resolution, opts.img_channels, opts.grid_size))
-        labels.append(f"ep {int(path.stem.split('_')[1])}")
-    if grids:
-        plots.save_progression(grids, labels, run_dir / "progress.png", run_dir / "progress.gif")
-        n = min(64, opts.grid_size)
-        real_idx = torch.randperm(data.num_images, generator=torch.Generator().manual_seed(opts.seed))[:n]
-        plots.save_real_vs_generated(data.images[real_idx].numpy(), grids[-1][:n], run_dir / "real_vs_generated.png")
-    plots.save_loss_curves(run_dir / METRICS_FILE, run_dir / "losses.png")
-
-
-def _cells(grid: np.ndarray, res: int, channels: int, n: int) -> np.ndarray:
-    """Cut a saved sample grid back into (n, C, res, res) images (the inverse of save_grid)."""
-    scale = plots.display_scale(res)
-    if grid.ndim == 2:
-        grid = grid[..., None]
-    grid = grid[::scale, ::scale, :channels]
-    cols = int(math.sqrt(n)) or 1
-    cell = res + 2
-    out = np.zeros((n, channels, res, res), dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        y, x = 2 + r * cell, 2 + c * cell
-        patch = grid[y:y + res, x:x + res]
-        if patch.shape[:2] == (res, res):
-            out[i] = patch.transpose(2, 0, 1)
-    return out
+        plots.write_run_plots(self.run_dir, self.data, self.opts)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

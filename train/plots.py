@@ -154,3 +154,42 @@ def save_loss_curves(metrics_path: Path, path: Path) -> bool:
     fig.savefig(buf, format="png")
     write_bytes(path, buf.getvalue())
     return True
+
+
+def write_run_plots(run_dir: Path, data, opts) -> None:
+    """A run's end-of-training pictures from its files: progression strip and GIF (from
+    samples/epoch_*.png), real vs generated, loss curves. `data`: a TrainData, `opts`: TrainOptions."""
+    import torch
+    from PIL import Image
+
+    grid_paths = sorted((run_dir / "samples").glob("epoch_*.png"))
+    grids, labels = [], []
+    for path in grid_paths:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+        grids.append(cut_grid(arr, opts.img_resolution, opts.img_channels, opts.grid_size))
+        labels.append(f"ep {int(path.stem.split('_')[1])}")
+    if grids:
+        save_progression(grids, labels, run_dir / "progress.png", run_dir / "progress.gif")
+        n = min(64, opts.grid_size)
+        real_idx = torch.randperm(data.num_images, generator=torch.Generator().manual_seed(opts.seed))[:n]
+        save_real_vs_generated(data.images[real_idx].numpy(), grids[-1][:n], run_dir / "real_vs_generated.png")
+    save_loss_curves(run_dir / "metrics.jsonl", run_dir / "losses.png")
+
+
+def cut_grid(grid: np.ndarray, res: int, channels: int, n: int) -> np.ndarray:
+    """Cut a saved sample grid back into (n, C, res, res) images (the inverse of save_grid)."""
+    scale = display_scale(res)
+    if grid.ndim == 2:
+        grid = grid[..., None]
+    grid = grid[::scale, ::scale, :channels]
+    cols = int(math.sqrt(n)) or 1
+    cell = res + 2
+    out = np.zeros((n, channels, res, res), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = 2 + r * cell, 2 + c * cell
+        patch = grid[y:y + res, x:x + res]
+        if patch.shape[:2] == (res, res):
+            out[i] = patch.transpose(2, 0, 1)
+    return out

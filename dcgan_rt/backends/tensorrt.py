@@ -22,17 +22,16 @@ dcgan_rt.pixels rule, with the NaN/inf check there.
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
+from dcgan_rt.backends.inflight import IN_FLIGHT, pipelined
 from dcgan_rt.errors import DcganRtError, MissingDependencyError
 from dcgan_rt.images import to_uint8
 
-IN_FLIGHT = 2
 
 
 class _Slot:
@@ -143,13 +142,7 @@ class TensorRTBackend(Backend):
         return to_uint8(out) if self._float_out else out  # to_uint8 refuses NaN and inf
 
     def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        in_flight: deque[_Slot] = deque()
-        for z in zs:
-            if len(in_flight) == IN_FLIGHT:
-                yield self._pixels(self._collect(in_flight.popleft()))
-            in_flight.append(self._enqueue(z))
-        while in_flight:
-            yield self._pixels(self._collect(in_flight.popleft()))
+        return pipelined(zs, self._enqueue, self._collect, self._pixels)
 
     def close(self) -> None:
         if self._slots:

@@ -20,16 +20,15 @@ What makes it fast, each measured by benchmarks/device_check.py:
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
+from dcgan_rt.backends.inflight import IN_FLIGHT, pipelined
 from dcgan_rt.errors import NumericalError, UsageError
 
-IN_FLIGHT = 2
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -184,13 +183,7 @@ class TorchCudaBackend(Backend):
         return self._collect(self._enqueue(z))
 
     def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        in_flight: deque[_Slot] = deque()
-        for z in zs:
-            if len(in_flight) == IN_FLIGHT:
-                yield self._to_images(self._collect(in_flight.popleft()))
-            in_flight.append(self._enqueue(z))
-        while in_flight:
-            yield self._to_images(self._collect(in_flight.popleft()))
+        return pipelined(zs, self._enqueue, self._collect, self._to_images)
 
     def _to_images(self, out: np.ndarray) -> np.ndarray:
         from dcgan_rt.images import to_uint8
