@@ -32,6 +32,9 @@ class ModelConfig:
     categorical draw from the same N(0, I) latents) and the discriminator gets code_dim
     more outputs that predict it. 0 is the plain DCGAN (and what an artifact without the
     key means).
+    num_classes > 0 makes the pair class-conditional (the generator takes a class index
+    as a second input); num_attrs > 0 makes it attribute-conditional (a 0/1 vector of
+    num_attrs entries). At most one of the two is non-zero; 0 and 0 is unconditional.
     """
 
     z_dim: int = 100
@@ -40,6 +43,8 @@ class ModelConfig:
     g_width: int = 64
     d_width: int = 64
     code_dim: int = 0
+    num_classes: int = 0
+    num_attrs: int = 0
 
     def __post_init__(self) -> None:
         if self.img_resolution not in IMG_RESOLUTIONS:
@@ -56,6 +61,20 @@ class ModelConfig:
         if not valid_code_dim(self.code_dim, self.z_dim):
             raise UsageError(f"code_dim must be 0 (no code) or from 2 to z_dim - 1 ({self.z_dim - 1}), "
                              f"got {self.code_dim!r}")
+        for name in ("num_classes", "num_attrs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise UsageError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.num_classes == 1:
+            raise UsageError("num_classes must be 0 (unconditional) or at least 2, got 1")
+        if self.num_classes and self.num_attrs:
+            raise UsageError("a model is conditioned on classes or on attributes, not both "
+                             f"(num_classes={self.num_classes}, num_attrs={self.num_attrs})")
+
+    @property
+    def conditional(self) -> bool:
+        """True when the generator takes a label input beside z."""
+        return bool(self.num_classes or self.num_attrs)
 
     @property
     def num_upsamplings(self) -> int:

@@ -4,6 +4,18 @@ Core tier. The same document is written as generator.json beside
 generator.safetensors and into the ONNX file's metadata_props (key
 "dcgan_rt.model_card"), so any artifact describes itself. It is validated
 against the schema below before use; unknown keys and wrong types are refused.
+
+Schema version 2 (DESIGN §8) adds, all with defaults that describe a version-1 card:
+- `inputs`: every input of the generator by name, dtype and shape ("N" = batch), z
+  first, then `label` for a conditional model (int64 [N] class indices, or float32
+  [N, A] 0/1 attribute vectors);
+- `labels`: None, or {"kind": "class" | "attributes", "names": [...], ...} naming the
+  classes or attributes (more keys, e.g. an attribute joint distribution, may follow);
+- `precision` ("fp32", "fp16", "int8") and `calibration` (None, or how an int8 file
+  was calibrated) of the weights this card travels with;
+- `dataset` is the data set's name only (never a local path) and `dataset_digest` a
+  digest of its file listing (None for built-in sets and version-1 cards).
+Version-1 cards are read as version 2 with those defaults.
 """
 
 from __future__ import annotations
@@ -20,8 +32,23 @@ from dcgan_rt.config import ModelConfig
 from dcgan_rt.errors import ArtifactError
 
 FORMAT = "dcgan-rt/generator"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 METADATA_KEY = "dcgan_rt.model_card"
+Z_INPUT = "z"
+LABEL_INPUT = "label"
+LABEL_KINDS = ("class", "attributes")
+CARD_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def default_inputs(config: ModelConfig) -> list[dict[str, Any]]:
+    """The generator's inputs as the card lists them: z, then the label of a conditional model."""
+    inputs: list[dict[str, Any]] = [{"name": Z_INPUT, "dtype": "float32", "shape": ["N", config.z_dim]}]
+    if config.num_classes:
+        inputs.append({"name": LABEL_INPUT, "dtype": "int64", "shape": ["N"]})
+    elif config.num_attrs:
+        inputs.append({"name": LABEL_INPUT, "dtype": "float32", "shape": ["N", config.num_attrs]})
+    return inputs
 
 
 @dataclass(frozen=True)
@@ -37,6 +64,15 @@ class ModelCard:
     format: str = FORMAT
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance (run dir, seed...)
+    inputs: list[dict[str, Any]] | None = None  # None: default_inputs(model_config), filled in on construction
+    labels: dict[str, Any] | None = None
+    precision: str = "fp32"
+    calibration: dict[str, Any] | None = None
+    dataset_digest: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.inputs is None:
+            object.__setattr__(self, "inputs", default_inputs(self.model_config))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -59,10 +95,10 @@ class ModelCard:
                 f"{source} is not a dcgan-rt generator card (format {data.get('format')!r}, "
                 f"expected {FORMAT!r})"
             )
-        if data.get("schema_version") != SCHEMA_VERSION:
+        if isinstance(data.get("schema_version"), bool) or data.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             raise ArtifactError(
                 f"{source} has schema_version {data.get('schema_version')!r}; this dcgan-rt "
-                f"reads {SCHEMA_VERSION}: upgrade dcgan-rt or re-export the model"
+                f"reads {' and '.join(map(str, READABLE_SCHEMA_VERSIONS))}: upgrade dcgan-rt or re-export the model"
             )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -72,13 +108,22 @@ class ModelCard:
         missing = sorted({"model_config"} - set(data))
         if missing:
             raise ArtifactError(f"{source} is missing {missing}")
+        if data["schema_version"] == 1:
+            v2_only = sorted(set(data) & {"inputs", "labels", "precision", "calibration", "dataset_digest"})
+            if v2_only:
+                raise ArtifactError(f"{source} is schema_version 1 but has version-2 keys {v2_only}: "
+                                    "re-export the model or restore its original card")
         types = {
             "training_step": int, "dataset": str, "weights": str,
-            "tool_version": str, "extra": dict,
+            "tool_version": str, "extra": dict, "inputs": list, "precision": str,
         }
-        for key, typ in types.items():
-            if key in data and (not isinstance(data[key], typ) or isinstance(data[key], bool)):
-                raise ArtifactError(f"{source}: {key!r} must be {typ.__name__}, got {data[key]!r}; re-export the "
+        optional = {"labels": dict, "calibration": dict, "dataset_digest": str}
+        for key, typ in [*types.items(), *optional.items()]:
+            value = data.get(key)
+            if key in optional and value is None:
+                continue
+            if key in data and (not isinstance(value, typ) or isinstance(value, bool)):
+                raise ArtifactError(f"{source}: {key!r} must be {typ.__name__}, got {value!r}; re-export the "
                                     "model or restore its original card")
         vr = data.get("value_range", [-1.0, 1.0])
         if (not isinstance(vr, list) or len(vr) != 2
@@ -88,7 +133,8 @@ class ModelCard:
             config = ModelConfig.from_dict(data["model_config"])
         except ArtifactError as exc:
             raise ArtifactError(f"{source}: {exc}; re-export the model or restore its original card") from None
-        kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range")}
+        _check_v2_fields(data, config, source)
+        kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range", "schema_version")}
         return cls(model_config=config, value_range=(float(vr[0]), float(vr[1])), **kwargs)
 
     @classmethod
@@ -112,3 +158,27 @@ class ModelCard:
         except (OSError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"cannot read {path}: {exc}") from None
         return cls.from_json(text, str(path))
+
+
+def _check_v2_fields(data: dict[str, Any], config: ModelConfig, source: str) -> None:
+    """The version-2 keys agree with the architecture (a card is never half-conditional)."""
+    fix = "re-export the model or restore its original card"
+    if "inputs" in data and data["inputs"] != default_inputs(config):
+        raise ArtifactError(f"{source}: 'inputs' {data['inputs']!r} does not match the model config "
+                            f"(expected {default_inputs(config)!r}); {fix}")
+    labels = data.get("labels")
+    if config.conditional != (labels is not None):
+        raise ArtifactError(f"{source}: a {'conditional' if config.conditional else 'unconditional'} model "
+                            f"{'needs' if config.conditional else 'cannot have'} 'labels'; {fix}")
+    if labels is not None:
+        kind, names = labels.get("kind"), labels.get("names")
+        want_kind, count = ("class", config.num_classes) if config.num_classes else ("attributes", config.num_attrs)
+        if kind != want_kind:
+            raise ArtifactError(f"{source}: labels kind must be {want_kind!r} for this model, got {kind!r}; {fix}")
+        if (not isinstance(names, list) or len(names) != count or len(set(names)) != count
+                or not all(isinstance(n, str) and n for n in names)):
+            raise ArtifactError(f"{source}: labels 'names' must be {count} distinct non-empty strings, "
+                                f"got {names!r}; {fix}")
+    if data.get("precision", "fp32") not in CARD_PRECISIONS:
+        raise ArtifactError(f"{source}: 'precision' must be one of {', '.join(CARD_PRECISIONS)}, "
+                            f"got {data['precision']!r}; {fix}")

@@ -222,7 +222,7 @@ def test_only_load_engine_deserialises_plans():
     (lambda c: {**c, "model_config": {**c["model_config"], "img_resolution": 24}}, "img_resolution must be one of"),
     (lambda c: {**c, "training_step": True}, "'training_step' must be int"),
     (lambda c: {**c, "value_range": [-1]}, "'value_range' must be [low, high]"),
-    (lambda c: {**c, "schema_version": 2}, "schema_version 2"),
+    (lambda c: {**c, "schema_version": 3}, "schema_version 3"),
     (lambda c: {**c, "format": "other/tool"}, "not a dcgan-rt generator card"),
     (lambda c: {k: v for k, v in c.items() if k != "model_config"}, "missing ['model_config']"),
     (lambda c: [c], "expected a JSON object"),

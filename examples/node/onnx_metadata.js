@@ -78,8 +78,8 @@ export function readContract(modelBytes) {
   }
   const card = JSON.parse(props["dcgan_rt.model_card"]);
   const io = JSON.parse(props["dcgan_rt.io"] ?? "null");
-  if (card.format !== "dcgan-rt/generator" || card.schema_version !== 1) {
-    throw new Error(`unsupported model card (format ${card.format}, schema_version ${card.schema_version}); this app reads schema_version 1`);
+  if (card.format !== "dcgan-rt/generator" || ![1, 2].includes(card.schema_version)) {
+    throw new Error(`unsupported model card (format ${card.format}, schema_version ${card.schema_version}); this app reads schema_version 1 and 2`);
   }
   if (!io || !io.input || !io.output) throw new Error("the model has no 'dcgan_rt.io' contract: re-export it with dcgan-rt export");
   return { card, io, props };

@@ -81,8 +81,8 @@ def main():
     if "dcgan_rt.model_card" not in meta:
         parser.error(f"{args.model} is not a dcgan-rt generator (no dcgan_rt.model_card metadata)")
     card, io = json.loads(meta["dcgan_rt.model_card"]), json.loads(meta["dcgan_rt.io"])
-    if card["format"] != "dcgan-rt/generator" or card["schema_version"] != 1:
-        parser.error(f"{args.model} has model card schema_version {card['schema_version']}; this script reads 1")
+    if card["format"] != "dcgan-rt/generator" or card["schema_version"] not in (1, 2):
+        parser.error(f"{args.model} has model card schema_version {card['schema_version']}; this script reads 1 and 2")
     z_dim = card["model_config"]["z_dim"]
 
     args.out.mkdir(parents=True, exist_ok=True)
