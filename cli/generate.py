@@ -115,10 +115,12 @@ def generate(
                             "Default: fp32, or what an exported file holds.", show_default=False)] = None,
 ) -> None:
     """Generate N images: reproducible (image i depends only on the model, seed and i) and resumable."""
+    from dcgan_rt.cli.generate_args import parse_batch_size, parse_shard
     from dcgan_rt.pipeline import GenerateRequest, generate as run_generate
 
-    request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start, batch_size=batch_size,
-                              backend=backend, format=format, shard=shard, overwrite=overwrite,
+    request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start,
+                              batch_size=parse_batch_size(batch_size), backend=backend, format=format,
+                              shard=parse_shard(shard), overwrite=overwrite,
                               save_latents=save_latents, gpu=gpu, precision=precision)
     result = run_generate(request, make_reporter(is_tty()))
     if result.generated:

@@ -41,8 +41,9 @@ def info_table(info: dict) -> Table:
     section("file", {k: v for k, v in f.items() if k != "kind"})
     section("model", info["model_config"])
     io = info["io"]
-    io_rows = {"input": _shape(io["input"]), "output": _shape(io["output"]),
-               "output range": io["output"].get("range")}
+    inputs = io.get("inputs") or [io["input"]]  # older engine sidecars list z alone
+    io_rows = {"inputs" if len(inputs) > 1 else "input": ", ".join(_shape(spec) for spec in inputs),
+               "output": _shape(io["output"]), "output range": io["output"].get("range")}
     if "rule" in io["output"]:
         io_rows["uint8 rule"] = io["output"]["rule"]
     section("I/O", io_rows)

@@ -18,7 +18,8 @@ killed process never leaves a partial file under a final name. On resume a PNG i
 also checked for its closing IEND chunk, which catches the one case rename cannot
 (power loss before the data reached the disk).
 
-`write_batch` is thread-safe: PNG encoding runs in several writer threads
+`write_batch(batch, images)` takes the dcgan_rt.batch.Batch the images were made
+from (its indices name the files, its z are the saved latents) and is thread-safe: PNG encoding runs in several writer threads
 (zlib releases the GIL); shard formats gather images per shard and write
 a shard as soon as its last image arrives.
 """
@@ -38,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from dcgan_rt.atomic import atomic_open, write_json
+from dcgan_rt.batch import Batch
 from dcgan_rt.errors import ArtifactError, UsageError
 from dcgan_rt.images import encode_pngs
 
@@ -115,9 +117,12 @@ class Writer:
         """The first index of the file unit `name` belongs to, or None if it is not ours."""
         raise NotImplementedError
 
-    def write_batch(self, indices: np.ndarray, images: np.ndarray, latents: np.ndarray | None) -> int:
-        """Write (or stage) one batch; returns bytes written to disk."""
+    def write_batch(self, batch: Batch, images: np.ndarray) -> int:
+        """Write (or stage) one batch's images (uint8 (n, H, W, C)); returns bytes written to disk."""
         raise NotImplementedError
+
+    def _latents(self, batch: Batch) -> np.ndarray | None:
+        return batch.z if self.save_latents else None
 
     def unfinished(self) -> int:
         """Images staged for shards that never completed (0 after a full run)."""
@@ -179,9 +184,9 @@ class PngWriter(Writer):
         done = pngs & npys if self.save_latents else pngs
         return _gaps(sorted(done), start, end)
 
-    def write_batch(self, indices, images, latents) -> int:
-        written = 0
-        for k, (i, data) in enumerate(zip(indices, encode_pngs(images))):
+    def write_batch(self, batch: Batch, images: np.ndarray) -> int:
+        written, latents = 0, self._latents(batch)
+        for k, (i, data) in enumerate(zip(batch.indices, encode_pngs(images))):
             if latents is not None:
                 z = npy_bytes(latents[k])
                 write_file(self.path(int(i), ".npy"), z)
@@ -230,8 +235,8 @@ class _ShardWriter(Writer):
                     todo.append((lo, hi))
         return todo
 
-    def write_batch(self, indices, images, latents) -> int:
-        items = self._encode(indices, images, latents)  # outside the lock: runs in parallel
+    def write_batch(self, batch: Batch, images: np.ndarray) -> int:
+        items = self._encode(batch, images)  # outside the lock: runs in parallel
         full = []
         with self._lock:
             for i, item in items:
@@ -248,7 +253,7 @@ class _ShardWriter(Writer):
     def unfinished(self) -> int:
         return sum(len(v["items"]) for v in self._staged.values())
 
-    def _encode(self, indices, images, latents) -> list[tuple[int, object]]:
+    def _encode(self, batch: Batch, images: np.ndarray) -> list[tuple[int, object]]:
         raise NotImplementedError
 
     def _write_shard(self, s: int, items: dict) -> int:
@@ -270,9 +275,9 @@ class NpyWriter(_ShardWriter):
             files.append(self.out_dir / f"latents-{s:06d}.npy")
         return files
 
-    def write_batch(self, indices, images, latents) -> int:
+    def write_batch(self, batch: Batch, images: np.ndarray) -> int:
         """Copies whole slices of the batch into preallocated shard arrays (no per-image work)."""
-        indices = np.asarray(indices, dtype=np.int64)
+        indices, latents = np.asarray(batch.indices, dtype=np.int64), self._latents(batch)
         shards = indices // self.unit
         full = []
         with self._lock:
@@ -342,9 +347,10 @@ class TarWriter(_ShardWriter):
     def shard_files(self, s: int) -> list[Path]:
         return [self.out_dir / f"shard-{s:06d}.tar"]
 
-    def _encode(self, indices, images, latents):
+    def _encode(self, batch: Batch, images: np.ndarray):
+        latents = self._latents(batch)
         return [(int(i), (png, None if latents is None else npy_bytes(latents[k])))
-                for k, (i, png) in enumerate(zip(indices, encode_pngs(images)))]
+                for k, (i, png) in enumerate(zip(batch.indices, encode_pngs(images)))]
 
     def _write_shard(self, s: int, items: dict) -> int:
         path = self.shard_files(s)[0]

@@ -4,10 +4,12 @@ Core tier: this module imports numpy only; each backend module imports its runti
 (torch, onnxruntime, tensorrt) when it is built, and a missing one raises
 MissingDependencyError naming what to install.
 
-A backend is called with latents z, float32 (N, z_dim), and returns the model's
-output: float (N, C, H, W) in [-1, 1], or uint8 (N, H, W, C) when postprocessing
-ran on the device or in the graph (`output` says which). `images(z)` always
-returns uint8 (N, H, W, C) by the rule in dcgan_rt.images.
+A backend is called with a dcgan_rt.batch.Batch (latents z, float32 (N, z_dim), and,
+for a conditional model, its labels; a bare z array stands for an unlabelled batch)
+and returns the model's output: float (N, C, H, W) in [-1, 1], or uint8 (N, H, W, C)
+when postprocessing ran on the device or in the graph (`output` says which).
+`images(batch)` always returns uint8 (N, H, W, C) by the rule in dcgan_rt.images.
+The labels go to the model's `label` input, as the model card's `inputs` list it.
 
 `select_backend(model, "auto")` picks, in DESIGN §4 order, the fastest backend that
 can run this MODEL here: TensorRT engine > ONNX Runtime (TensorRT EP / CUDA EP) >
@@ -26,9 +28,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from dcgan_rt.batch import Batch, as_batch
 from dcgan_rt.errors import UsageError
 from dcgan_rt.images import to_uint8
-from dcgan_rt.model_card import ModelCard
+from dcgan_rt.model_card import LABEL_INPUT, ModelCard
 from dcgan_rt.model_path import ModelPath, resolve_model
 
 BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
@@ -37,7 +40,7 @@ UINT8_NHWC = "uint8-nhwc"
 
 
 class Backend:
-    """Runs a generator: `backend(z) -> output`; `backend.images(z) -> uint8 NHWC`."""
+    """Runs a generator: `backend(batch) -> output`; `backend.images(batch) -> uint8 NHWC`."""
 
     name = "backend"
 
@@ -56,18 +59,23 @@ class Backend:
     def z_dim(self) -> int:
         return self.card.model_config.z_dim
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
+    @property
+    def label_spec(self) -> dict | None:
+        """The card's `label` input ({"name", "dtype", "shape"}), None for an unconditional model."""
+        return next((spec for spec in self.card.inputs if spec["name"] == LABEL_INPUT), None)
+
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def images(self, z: np.ndarray) -> np.ndarray:
-        out = self(z)
+    def images(self, batch: Batch | np.ndarray) -> np.ndarray:
+        out = self(batch)
         return out if self.output == UINT8_NHWC else to_uint8(out)
 
-    def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """uint8 images for each batch of latents, in order. Backends that can keep
-        several batches in flight (TensorRT) override this."""
-        for z in zs:
-            yield self.images(z)
+    def map_images(self, batches: Iterable[Batch | np.ndarray]) -> Iterator[np.ndarray]:
+        """uint8 images for each batch, in order. Backends that can keep several
+        batches in flight (TensorRT) override this."""
+        for batch in batches:
+            yield self.images(batch)
 
     def describe(self) -> str:
         return f"{self.name} ({self.detail})" if self.detail else self.name
@@ -81,8 +89,11 @@ class Backend:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check_z(self, z: np.ndarray) -> np.ndarray:
-        z = np.ascontiguousarray(z, dtype=np.float32)
+    def _check_batch(self, value: Batch | np.ndarray) -> Batch:
+        """The batch with z float32 and labels in the dtype the model's label input takes,
+        both contiguous; a wrong shape, or labels given to (or missing from) a model, refused."""
+        batch = as_batch(value)
+        z = np.ascontiguousarray(batch.z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] < 1:
             raise UsageError(f"latents must have shape (N >= 1, {self.z_dim}), got {z.shape}")
         if self.max_batch is not None and z.shape[0] > self.max_batch:
@@ -90,7 +101,25 @@ class Backend:
                 f"batch of {z.shape[0]} exceeds this model's maximum batch {self.max_batch}; "
                 f"use --batch-size {self.max_batch} or less"
             )
-        return z
+        return Batch(batch.indices, z, self._check_labels(batch.labels, len(z)))
+
+    def _check_labels(self, labels: np.ndarray | None, n: int) -> np.ndarray | None:
+        spec = self.label_spec
+        if spec is None:
+            if labels is not None:
+                raise UsageError("this model is unconditional: it takes no labels")
+            return None
+        if labels is None:
+            raise UsageError(f"this model is conditional: each image needs a label ({spec['dtype']} "
+                             f"{spec['shape']})")
+        labels = np.ascontiguousarray(labels, dtype=spec["dtype"])
+        want = (n, *spec["shape"][1:])
+        if labels.shape != want:
+            raise UsageError(f"labels must have shape {want}, got {labels.shape}")
+        classes = self.card.model_config.num_classes
+        if classes and labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise UsageError(f"class labels must be in 0..{classes - 1}, got {labels.min()}..{labels.max()}")
+        return labels
 
 
 def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: int | None = None,
