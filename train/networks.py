@@ -11,6 +11,13 @@ convolution has code_dim more outputs, the code logits (InfoGAN's Q shares every
 other layer with D). A generator is a continuous map, so one alone must spread its
 output between the data's separate modes (digits that are half 4, half 9); a
 discrete code lets it jump between them.
+
+With ModelConfig.num_classes > 0 (or num_attrs > 0) the pair is conditional (cGAN,
+Mirza & Osindero, 2014): the generator maps the label through a learned embedding
+(nn.Embedding of a class index; a Linear of a 0/1 attribute vector) to
+LABEL_EMBED_DIM entries concatenated to z, so its first transposed convolution reads
+z_dim + LABEL_EMBED_DIM channels. An unconditional model has no embedding: its
+parameters, their names and its outputs are those of the plain DCGAN.
 """
 
 from __future__ import annotations
@@ -48,15 +55,32 @@ def select_code(z: torch.Tensor, code_dim: int) -> torch.Tensor:
     return torch.cat([one_hot, z[:, code_dim:]], dim=1)
 
 
+LABEL_EMBED_DIM = 50  # >= the 10 digit classes, so the embedding loses nothing a one-hot holds
+
+
+def label_embedding(cfg: ModelConfig) -> nn.Module | None:
+    """The generator's label embedding: class index -> vector, or 0/1 attributes -> vector."""
+    if cfg.num_classes:
+        return nn.Embedding(cfg.num_classes, LABEL_EMBED_DIM)
+    if cfg.num_attrs:
+        return nn.Linear(cfg.num_attrs, LABEL_EMBED_DIM)
+    return None
+
+
 class Generator(nn.Module):
-    """z (N, z_dim) -> images (N, C, H, W) in [-1, 1]."""
+    """z (N, z_dim) [, label] -> images (N, C, H, W) in [-1, 1].
+
+    label: int64 (N,) class indices for num_classes > 0, float32 (N, num_attrs) 0/1
+    attribute vectors for num_attrs > 0, None for an unconditional model.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         c = _g_channels(cfg, 4)
+        self.in_channels = cfg.z_dim + (LABEL_EMBED_DIM if cfg.conditional else 0)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.z_dim, c, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(self.in_channels, c, 4, 1, 0, bias=False),
             nn.BatchNorm2d(c),
             nn.ReLU(inplace=True),
         ]  # (N, g_width * res/8, 4, 4)
@@ -74,17 +98,25 @@ class Generator(nn.Module):
             nn.Tanh(),
         ]  # (N, img_channels, img_resolution, img_resolution)
         self.main = nn.Sequential(*layers)
+        embed = label_embedding(cfg)
+        if embed is not None:  # registered after main: main's names and init draws stay the plain DCGAN's
+            self.label_embed = embed
 
-    def latent_input(self, z: torch.Tensor) -> torch.Tensor:
-        """z (N, z_dim) -> the (N, z_dim, 1, 1) input of `main` (the code selected, if any).
+    def latent_input(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """z (N, z_dim) [, label] -> the (N, z_dim [+ LABEL_EMBED_DIM], 1, 1) input of `main`
+        (the code selected, if any; the label embedding appended for a conditional model).
         In float32 always: the fp16 export calls it before casting, so no two code
         entries can round to the same half and make a tie."""
         if self.cfg.code_dim:
             z = select_code(z, self.cfg.code_dim)
-        return z.reshape(z.shape[0], self.cfg.z_dim, 1, 1)
+        if self.cfg.conditional:
+            if label is None:
+                raise ValueError("a conditional generator needs a label beside z")
+            z = torch.cat([z, self.label_embed(label)], dim=1)
+        return z.reshape(z.shape[0], self.in_channels, 1, 1)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(self.latent_input(z))
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return self.main(self.latent_input(z, label))
 
 
 class Discriminator(nn.Module):
