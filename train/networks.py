@@ -120,12 +120,19 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images (N, C, H, W) in [-1, 1] -> logits (N, 1 + code_dim): column 0 says real
-    (positive) or generated; the other columns are the code logits."""
+    """images (N, C, H, W) in [-1, 1] [, label] -> logits (N, 1 + code_dim [+ label logits]):
+    column 0 says real (positive) or generated; then the code logits; then, for a conditional
+    model with cond_d "acgan", the auxiliary classifier's label logits (num_classes or num_attrs).
 
-    def __init__(self, cfg: ModelConfig):
+    cond_d "projection" (Miyato & Koyama, 2018) adds <embed(label), phi(x)> to column 0, with
+    phi(x) the (N, C*4*4) features the last convolution reads: a class-specific last layer."""
+
+    def __init__(self, cfg: ModelConfig, cond_d: str = "projection"):
         super().__init__()
         self.cfg = cfg
+        self.cond_d = cond_d if cfg.conditional else None
+        num_labels = cfg.num_classes or cfg.num_attrs
+        self.num_label_logits = num_labels if self.cond_d == "acgan" else 0
         c = cfg.d_width
         layers: list[nn.Module] = [
             nn.Conv2d(cfg.img_channels, c, 4, 2, 1, bias=False),
@@ -140,17 +147,31 @@ class Discriminator(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]  # (N, c_out, r/2, r/2)
             c, resolution = c_out, resolution // 2
-        layers.append(nn.Conv2d(c, 1 + cfg.code_dim, 4, 1, 0, bias=False))  # (N, 1 + code_dim, 1, 1)
+        self.num_outputs = 1 + cfg.code_dim + self.num_label_logits
+        layers.append(nn.Conv2d(c, self.num_outputs, 4, 1, 0, bias=False))  # (N, outputs, 1, 1)
         self.main = nn.Sequential(*layers)
+        if self.cond_d == "projection":
+            features = c * 4 * 4
+            self.label_proj = (nn.Embedding(cfg.num_classes, features) if cfg.num_classes
+                               else nn.Linear(cfg.num_attrs, features, bias=False))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.main(images).reshape(images.shape[0], 1 + self.cfg.code_dim)
+    def forward(self, images: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond_d != "projection":
+            return self.main(images).reshape(images.shape[0], self.num_outputs)
+        if label is None:
+            raise ValueError("a projection discriminator needs the label of each image")
+        features = self.main[:-1](images)  # (N, C, 4, 4)
+        out = self.main[-1](features).reshape(images.shape[0], self.num_outputs)
+        projection = (self.label_proj(label) * features.flatten(1)).sum(dim=1, keepdim=True)
+        return torch.cat([out[:, :1] + projection, out[:, 1:]], dim=1)
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
-    """DCGAN init: convolutions N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0."""
+    """DCGAN init: convolutions N(0, 0.02) (and D's label projection, the same kind of last
+    layer); BatchNorm weight N(1, 0.02), bias 0. G's label embedding keeps PyTorch's init."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or (
+                isinstance(m, (nn.Embedding, nn.Linear)) and isinstance(module, Discriminator)):
             nn.init.normal_(m.weight, 0.0, 0.02)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
@@ -164,8 +185,8 @@ def build_generator(cfg: ModelConfig, init: bool = True) -> Generator:
     return g
 
 
-def build_discriminator(cfg: ModelConfig, init: bool = True) -> Discriminator:
-    d = Discriminator(cfg)
+def build_discriminator(cfg: ModelConfig, init: bool = True, cond_d: str = "projection") -> Discriminator:
+    d = Discriminator(cfg, cond_d)
     if init:
         init_dcgan_weights(d)
     return d
