@@ -110,18 +110,29 @@ def generate(
     save_latents: Annotated[bool, typer.Option("--save-latents", help="Also write each image's latent z.")] = False,
     gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device number (default 0; torchrun: LOCAL_RANK).",
                                                show_default=False)] = None,
+    label: Annotated[Optional[str], typer.Option(
+        "--label", help="Conditional models: one class for every image (index or name, e.g. 7), or attribute "
+                        "values (Smiling=1,Male=0). Default: classes balanced (i mod K) or attributes drawn "
+                        "from the training data's joint distribution (docs/generate.md).", show_default=False)] = None,
+    labels_file: Annotated[Optional[Path], typer.Option(
+        "--labels-file", help="Conditional models: a CSV of index,label rows, one per image of the job "
+                              "(generate's own labels.csv reads back as is).", show_default=False)] = None,
+    layout: Annotated[str, typer.Option(
+        "--layout", help="png: flat, or by-class (DIR/<class>/000000012.png, torchvision ImageFolder's layout).")
+    ] = "flat",
     precision: Annotated[Optional[str], typer.Option(
         "--precision", help="fp16: the torch backend on a CUDA GPU in half precision (recorded in the manifest). "
                             "Default: fp32, or what an exported file holds.", show_default=False)] = None,
 ) -> None:
     """Generate N images: reproducible (image i depends only on the model, seed and i) and resumable."""
-    from dcgan_rt.cli.generate_args import parse_batch_size, parse_shard
+    from dcgan_rt.cli.generate_args import parse_batch_size, parse_labels, parse_shard
     from dcgan_rt.pipeline import GenerateRequest, generate as run_generate
 
     request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start,
                               batch_size=parse_batch_size(batch_size), backend=backend, format=format,
                               shard=parse_shard(shard), overwrite=overwrite,
-                              save_latents=save_latents, gpu=gpu, precision=precision)
+                              save_latents=save_latents, gpu=gpu, precision=precision,
+                              labels=parse_labels(label, labels_file), layout=layout)
     result = run_generate(request, make_reporter(is_tty()))
     if result.generated:
         parts = [f"done: {result.generated:,} images in {result.seconds:.1f} s "

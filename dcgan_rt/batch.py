@@ -31,6 +31,12 @@ class Batch:
         idx = np.arange(len(z), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
         return cls(idx, z, None if labels is None else np.asarray(labels))
 
+    def __getitem__(self, rows: slice) -> "Batch":
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise ValueError("a Batch slices in steps of 1")
+        return self.take(start, stop)
+
     def take(self, start: int, stop: int) -> "Batch":
         """Rows start..stop-1 (views, no copies)."""
         labels = None if self.labels is None else self.labels[start:stop]

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_rt.errors import UsageError
+from dcgan_rt.labels import LabelRequest
 from dcgan_rt.latents import MAX_INDEX, MAX_SEED
-from dcgan_rt.writers import check_format
+from dcgan_rt.writers import LAYOUTS, check_format
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,15 @@ class GenerateRequest:
     save_latents: bool = False
     gpu: int | None = None  # CUDA device; None: 0, or LOCAL_RANK under torchrun
     precision: str | None = None  # "fp16": the torch backend on CUDA in half precision (opt-in)
+    labels: LabelRequest = LabelRequest()  # a conditional model's labels; default: the label rule
+    layout: str = "flat"  # png: "flat" (DIR/000000012.png) or "by-class" (DIR/<class>/000000012.png)
 
     def __post_init__(self) -> None:
         check_format(self.format)
+        if self.layout not in LAYOUTS:
+            raise UsageError(f"unknown --layout {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
+        if self.layout != "flat" and self.format != "png":
+            raise UsageError(f"--layout {self.layout} is for --format png (npy and tar shards carry labels inside)")
         for flag, value, low in (("-n", self.n, 1), ("--start", self.start, 0), ("--seed", self.seed, 0)):
             _check_int(flag, value, low)
         if self.seed > MAX_SEED:

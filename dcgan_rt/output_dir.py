@@ -22,6 +22,7 @@ import numpy as np
 from dcgan_rt.atomic import existing_ancestor, write_bytes, write_json
 from dcgan_rt.errors import DcganRtError
 from dcgan_rt.images import encode_png, make_grid
+from dcgan_rt.label_files import LABELS_NAME
 from dcgan_rt.lock import LOCK_NAME, MERGE_LOCK_NAME, merge_lock
 from dcgan_rt.manifest import (
     MANIFEST_NAME, PREVIEW_NAME, Job, OutputConflictError, conflicts, existing_manifests, is_part_name, merge_runs,
@@ -31,7 +32,7 @@ from dcgan_rt.writers import INDEX_NAME, Writer, file_span, temp_target
 
 PREVIEW_IMAGES = 64
 PREVIEW_COLUMNS = 8
-_JOB_FILES = (MANIFEST_NAME, PREVIEW_NAME, INDEX_NAME)
+_JOB_FILES = (MANIFEST_NAME, PREVIEW_NAME, INDEX_NAME, LABELS_NAME)
 _LOCK_FILES = (LOCK_NAME, MERGE_LOCK_NAME)
 
 
@@ -122,8 +123,10 @@ def _clear(out: Path, job: Job, bad_manifests: set[str], k: int, num_shards: int
     """--overwrite: remove what dcgan-rt wrote here before. Unsharded: all of it; a shard
     removes the files in its own slice (shard 0 also those outside the new job)."""
     removed = 0
-    for entry in list(os.scandir(out)):
+    for entry in _entries(out):
         name = temp_target(entry.name) or entry.name
+        if entry.is_dir(follow_symlinks=False):
+            continue
         span = file_span(name)
         if num_shards == 1:
             doomed = is_ours(name)
@@ -132,13 +135,26 @@ def _clear(out: Path, job: Job, bad_manifests: set[str], k: int, num_shards: int
         else:
             doomed = entry.name in bad_manifests or (k == 0 and name in (PREVIEW_NAME, INDEX_NAME))
             doomed = doomed or (name == MANIFEST_NAME and MANIFEST_NAME in bad_manifests)
-        if doomed:
+            doomed = doomed or (k == 0 and name == LABELS_NAME)
+        if doomed and (Path(entry.path).parent == out or span is not None):  # class folders hold only images
             try:
                 os.unlink(entry.path)
                 removed += 1
             except FileNotFoundError:  # another shard got there first
                 pass
+    for entry in os.scandir(out) if num_shards == 1 else ():  # class folders (--layout by-class) left empty
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                os.rmdir(entry.path)
+            except OSError:  # not empty: it holds what is not ours, or another shard's images
+                pass
     return removed
+
+
+def _entries(out: Path) -> list[os.DirEntry]:
+    """out's entries and those of its folders (the class folders of --layout by-class)."""
+    top = list(os.scandir(out))
+    return top + [e for d in top if d.is_dir(follow_symlinks=False) for e in os.scandir(d.path)]
 
 
 def complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, info) -> bool:

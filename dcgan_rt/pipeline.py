@@ -41,6 +41,8 @@ from dcgan_rt.batch_tuner import IndexStream, tune_batch_size
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.generate_request import GenerateRequest
+from dcgan_rt.label_files import check_folder_names
+from dcgan_rt.labels import LabelRule, make_rule
 from dcgan_rt.latents import latents
 from dcgan_rt.lock import OutputLock
 from dcgan_rt.manifest import MANIFEST_NAME, Job, now, part_name, read_manifest, summarise_runs
@@ -106,6 +108,9 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
         rep.info(f"backend: {backend.describe()}; {backend.reason}")
         if batch is not None and backend.max_batch is not None and batch > backend.max_batch:
             raise UsageError(f"--batch-size {batch} is above this model's maximum batch {backend.max_batch}")
+        rule = make_rule(backend.card, req.labels, req.start, req.n)  # refuses labels the model cannot take
+        if req.layout == "by-class":
+            check_folder_names(rule)
         cfg = backend.card.model_config
         c, h, w = cfg.image_shape
         model_sha = sha256_file(resolved.path)
@@ -114,14 +119,14 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
             weights_sha256=source_sha256(resolved) or model_sha, precision=backend.precision,
             model_card=backend.card.to_dict(), seed=req.seed, start=req.start, count=req.n, format=req.format,
             save_latents=bool(req.save_latents), images_per_file=None if req.format == "png" else IMAGES_PER_FILE,
-            image_shape=(h, w, c), z_dim=cfg.z_dim,
+            image_shape=(h, w, c), z_dim=cfg.z_dim, labels=rule.to_manifest() if rule else None, layout=req.layout,
         )
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputDirError(f"cannot create --out {out} ({exc.strerror}): choose a writable directory") from None
         try:
-            return _run_job(job, out, backend, batch, shard or (0, 1), req.overwrite, rep)
+            return _run_job(job, rule, out, backend, batch, shard or (0, 1), req.overwrite, rep)
         except OSError as exc:  # disk full, quota, file size limit, a vanished mount...
             # numpy reports a short write with no errno ("256000 requested and 199872 written")
             reason = exc.strerror or f"short write: {exc}"
@@ -138,11 +143,12 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tuple[int, int], overwrite: bool,
+def _run_job(job: Job, rule: LabelRule | None, out: Path, backend: Backend, batch: int | None, shard: tuple[int, int], overwrite: bool,
              rep: Reporter) -> GenerateResult:
     k, num_shards = shard
     with OutputLock(out, k, num_shards):
-        writer = make_writer(job.format, out, job.image_shape, job.z_dim, job.save_latents, (job.start, job.end))
+        writer = make_writer(job.format, out, job.image_shape, job.z_dim, job.save_latents, (job.start, job.end),
+                             rule, job.seed, job.layout)
         lo, hi = shard_range(job.start, job.count, k, num_shards, writer.unit)
         if num_shards > 1:
             rep.info(f"shard {k}/{num_shards}: images {lo}..{hi - 1} of {job.start}..{job.end - 1}")
@@ -176,7 +182,7 @@ def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tu
             rep.info(f"nothing to do: all {hi - lo:,} images are already in {out}")
 
         t0 = time.perf_counter()
-        written, nbytes, batch_used, rates = _produce(backend, writer, _batch_maker(job, backend), pending, batch, rep,
+        written, nbytes, batch_used, rates = _produce(backend, writer, _batch_maker(job, rule, backend), pending, batch, rep,
                                                       total=hi - lo, done0=skipped,
                                                       checkpoint=lambda done: save(False, done))
         seconds = time.perf_counter() - t0
@@ -193,10 +199,11 @@ def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tu
 
 
 
-def _batch_maker(job: Job, backend: Backend) -> Callable[[np.ndarray], Batch]:
-    """indices -> the Batch the backend runs: latents z(seed, i) (docs/latents.md)."""
+def _batch_maker(job: Job, rule: LabelRule | None, backend: Backend) -> Callable[[np.ndarray], Batch]:
+    """indices -> the Batch the backend runs: latents z(seed, i) and labels y(seed, i) (docs/latents.md)."""
     def make(indices: np.ndarray) -> Batch:
-        return Batch(indices, latents(job.seed, indices, backend.z_dim))
+        labels = None if rule is None else rule.labels(job.seed, indices)
+        return Batch(indices, latents(job.seed, indices, backend.z_dim), labels)
 
     return make
 

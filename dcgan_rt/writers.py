@@ -4,12 +4,17 @@ Core tier (numpy + Pillow). Every file is named by the global index of its image
 so any batch size, shard split or resume writes the same files:
 
 - png: `000001234.png` per image (grayscale or RGB); with --save-latents the latent
-  beside it as `000001234.npy` (float32, (z_dim,)).
+  beside it as `000001234.npy` (float32, (z_dim,)). A conditional model's images get
+  `labels.csv`, and with `--layout by-class` go to `<class name>/000001234.png`.
 - npy: `images-000012.npy`, uint8 (count, H, W, C), holding indices
   12 * 1000 .. 12 * 1000 + 999 (clipped to the job's range); `latents-000012.npy`
-  float32 (count, z_dim) with --save-latents; `index.json` lists every shard.
+  float32 (count, z_dim) with --save-latents; `labels-000012.npy` for a conditional
+  model; `index.json` lists every shard.
 - tar: `shard-000012.tar` with `000012000.png`, ... (and `000012000.npy` latents
-  with --save-latents): WebDataset reads `shard-{000000..000009}.tar` as is.
+  with --save-latents, `000012000.cls` / `.json` labels): WebDataset reads
+  `shard-{000000..000009}.tar` as is.
+
+dcgan_rt.label_files says how labels are written.
 
 Writes are atomic: a temp name in the same folder, then rename. Shard files are
 also fsynced (one per 1000 images); single PNGs are not, because an fsync per
@@ -42,8 +47,11 @@ from dcgan_rt.atomic import atomic_open, write_json
 from dcgan_rt.batch import Batch
 from dcgan_rt.errors import ArtifactError, UsageError
 from dcgan_rt.images import encode_pngs
+from dcgan_rt.label_files import LABELS_NAME, labels_csv, sample_label_entry
+from dcgan_rt.labels import LabelRule
 
 FORMATS = ("png", "npy", "tar")
+LAYOUTS = ("flat", "by-class")
 IMAGES_PER_FILE = 1000  # npy and tar shards
 INDEX_NAME = "index.json"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the fixed last 12 bytes of every PNG
@@ -101,12 +109,18 @@ class Writer:
     unit = 1  # indices per file (the granularity of resume and of --shard splits)
 
     def __init__(self, out_dir: Path, image_shape: tuple[int, int, int], z_dim: int, save_latents: bool,
-                 job: tuple[int, int]):
+                 job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat"):
         self.out_dir = Path(out_dir)
         self.image_shape = tuple(image_shape)  # (H, W, C)
         self.z_dim = z_dim
         self.save_latents = save_latents
         self.job = job  # the whole job's [start, end): shards at its edges hold fewer images
+        self.rule, self.seed = rule, seed  # a conditional model's labels: rule.labels(seed, indices)
+        self.layout = layout
+
+    def folders(self) -> list[Path]:
+        """Every folder this writer puts image files in."""
+        return [self.out_dir]
 
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
         """Index ranges in [start, end) whose files are missing (or, with verify, damaged)."""
@@ -138,7 +152,7 @@ class Writer:
     def remove_temps(self, start: int, end: int) -> int:
         """Delete temp files a killed run left for the files of indices [start, end)."""
         removed = 0
-        for entry in os.scandir(self.out_dir):
+        for entry in (e for folder in self.folders() if folder.is_dir() for e in os.scandir(folder)):
             target = temp_target(entry.name)
             first = None if target is None else self.owns(target)
             if first is not None and first < end and first + self.unit > start:
@@ -158,7 +172,16 @@ class PngWriter(Writer):
         m = cls._NAME.match(name)
         return int(m.group(1)) if m else None
 
-    def path(self, i: int, suffix: str = ".png") -> Path:
+    def folders(self) -> list[Path]:
+        if self.layout == "by-class":
+            return [self.out_dir / name for name in self.rule.names]
+        return [self.out_dir]
+
+    def path(self, i: int, suffix: str = ".png", label=None) -> Path:
+        if self.layout == "by-class":
+            if label is None:
+                label = self.rule.labels(self.seed, [i])[0]
+            return self.out_dir / self.rule.names[int(label)] / f"{index_name(i)}{suffix}"
         return self.out_dir / f"{index_name(i)}{suffix}"
 
     def _valid_png(self, path: str) -> bool:
@@ -171,7 +194,7 @@ class PngWriter(Writer):
 
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
         pngs, npys = set(), set()
-        for entry in os.scandir(self.out_dir):
+        for entry in (e for folder in self.folders() if folder.is_dir() for e in os.scandir(folder)):
             m = self._NAME.match(entry.name)
             if not m:
                 continue
@@ -186,14 +209,22 @@ class PngWriter(Writer):
 
     def write_batch(self, batch: Batch, images: np.ndarray) -> int:
         written, latents = 0, self._latents(batch)
+        if self.layout == "by-class":
+            for folder in self.folders():
+                folder.mkdir(exist_ok=True)
         for k, (i, data) in enumerate(zip(batch.indices, encode_pngs(images))):
+            label = None if batch.labels is None else batch.labels[k]
             if latents is not None:
                 z = npy_bytes(latents[k])
-                write_file(self.path(int(i), ".npy"), z)
+                write_file(self.path(int(i), ".npy", label), z)
                 written += len(z)
-            write_file(self.path(int(i)), data)  # the PNG last: it marks the index done
+            write_file(self.path(int(i), ".png", label), data)  # the PNG last: it marks the index done
             written += len(data)
         return written
+
+    def finalize(self, start: int, end: int) -> None:
+        if self.rule is not None:
+            write_file(self.out_dir / LABELS_NAME, labels_csv(self.rule, self.seed, start, end))
 
     def read(self, indices) -> np.ndarray:
         out = []
@@ -262,7 +293,7 @@ class _ShardWriter(Writer):
 
 class NpyWriter(_ShardWriter):
     format = "npy"
-    _NAME = re.compile(r"^(images|latents)-(\d{6,})\.npy$")
+    _NAME = re.compile(r"^(images|latents|labels)-(\d{6,})\.npy$")
 
     @classmethod
     def owns(cls, name: str) -> int | None:
@@ -270,10 +301,19 @@ class NpyWriter(_ShardWriter):
         return int(m.group(2)) * cls.unit if m else None
 
     def shard_files(self, s: int) -> list[Path]:
-        files = [self.out_dir / f"images-{s:06d}.npy"]
-        if self.save_latents:
-            files.append(self.out_dir / f"latents-{s:06d}.npy")
-        return files
+        return list(self.shard_paths(s).values())
+
+    def shard_paths(self, s: int) -> dict[str, Path]:
+        """{"images": ..., "latents": ... (with --save-latents), "labels": ... (conditional)}"""
+        kinds = ["images"] + ["latents"] * self.save_latents + ["labels"] * (self.rule is not None)
+        return {kind: self.out_dir / f"{kind}-{s:06d}.npy" for kind in kinds}
+
+    def _label_array(self, n: int) -> np.ndarray | None:
+        if self.rule is None:
+            return None
+        if self.rule.kind == "class":
+            return np.empty(n, dtype=np.int64)
+        return np.empty((n, self.rule.num_labels), dtype=np.float32)
 
     def write_batch(self, batch: Batch, images: np.ndarray) -> int:
         """Copies whole slices of the batch into preallocated shard arrays (no per-image work)."""
@@ -289,12 +329,15 @@ class NpyWriter(_ShardWriter):
                         "expected": hi - lo, "done": 0,
                         "images": np.empty((hi - lo, *self.image_shape), dtype=np.uint8),
                         "latents": np.empty((hi - lo, self.z_dim), dtype=np.float32) if self.save_latents else None,
+                        "labels": self._label_array(hi - lo),
                     }
                 staged = self._staged[s]
                 at = indices[rows] - lo
                 staged["images"][at] = images[rows]
                 if staged["latents"] is not None:
                     staged["latents"][at] = latents[rows]
+                if staged["labels"] is not None:
+                    staged["labels"][at] = batch.labels[rows]
                 staged["done"] += len(rows)
                 if staged["done"] == staged["expected"]:
                     full.append((s, self._staged.pop(s)))
@@ -304,19 +347,18 @@ class NpyWriter(_ShardWriter):
         return sum(v["done"] for v in self._staged.values())
 
     def _write_shard(self, s: int, staged: dict) -> int:
-        files = self.shard_files(s)
-        written = 0
-        if self.save_latents:  # latents first: the images file marks the shard done
-            written += _save_npy(files[1], staged["latents"])
-        written += _save_npy(files[0], staged["images"])
-        return written
+        paths = self.shard_paths(s)
+        # images last: the images file marks the shard done
+        return sum(_save_npy(paths[kind], staged[kind]) for kind in sorted(paths, key=lambda k: k == "images"))
 
     def finalize(self, start: int, end: int) -> None:
         shards = []
         for s in range(self.shard_of(start), self.shard_of(end - 1) + 1):
             lo, hi = self.shard_span(s)
-            files = self.shard_files(s)
-            shards.append({"images": files[0].name, "latents": files[1].name if self.save_latents else None,
+            paths = self.shard_paths(s)
+            shards.append({"images": paths["images"].name,
+                           "latents": paths["latents"].name if "latents" in paths else None,
+                           **({"labels": paths["labels"].name} if "labels" in paths else {}),
                            "first_index": lo, "count": hi - lo})
         h, w, c = self.image_shape
         write_json(self.out_dir / INDEX_NAME, {
@@ -349,17 +391,20 @@ class TarWriter(_ShardWriter):
 
     def _encode(self, batch: Batch, images: np.ndarray):
         latents = self._latents(batch)
-        return [(int(i), (png, None if latents is None else npy_bytes(latents[k])))
+        return [(int(i), (png, None if latents is None else npy_bytes(latents[k]),
+                          None if batch.labels is None else sample_label_entry(self.rule, batch.labels[k])))
                 for k, (i, png) in enumerate(zip(batch.indices, encode_pngs(images)))]
 
     def _write_shard(self, s: int, items: dict) -> int:
         path = self.shard_files(s)[0]
         with atomic_open(path, "wb") as fh:
             with tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for i, (png, npy) in items.items():
+                for i, (png, npy, label) in items.items():
                     _add_member(tar, f"{index_name(i)}.png", png)
                     if npy is not None:
                         _add_member(tar, f"{index_name(i)}.npy", npy)
+                    if label is not None:
+                        _add_member(tar, f"{index_name(i)}{label[0]}", label[1])
         return path.stat().st_size
 
     def read(self, indices) -> np.ndarray:
@@ -382,8 +427,8 @@ WRITERS = {"png": PngWriter, "npy": NpyWriter, "tar": TarWriter}
 
 
 def make_writer(fmt: str, out_dir: Path, image_shape, z_dim: int, save_latents: bool,
-                job: tuple[int, int]) -> Writer:
-    return WRITERS[check_format(fmt)](out_dir, image_shape, z_dim, save_latents, job)
+                job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat") -> Writer:
+    return WRITERS[check_format(fmt)](out_dir, image_shape, z_dim, save_latents, job, rule, seed, layout)
 
 
 def file_span(name: str) -> tuple[int, int] | None:

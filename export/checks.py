@@ -33,7 +33,7 @@ from dcgan_rt.errors import ArtifactError, DcganRtError
 from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_path import resolve_model
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
-from dcgan_rt.export.parity import ParityResult, check_parity, fresh_latents, reference_evaluator_runner
+from dcgan_rt.export.parity import ParityResult, check_parity, fresh_inputs, reference_evaluator_runner
 
 PARITY_COUNT = 64
 PARITY_BATCHES = (1, 7, 56)
@@ -182,7 +182,7 @@ def _check_weights(path: Path, log: Callable[[str], None]) -> DoctorReport:
     from dcgan_rt.train.release import load_generator
 
     generator, card = load_generator(path)
-    seed, z = fresh_latents(PARITY_COUNT, card.model_config.z_dim)
+    seed, z = fresh_inputs(PARITY_COUNT, card)  # a Batch: latents, and labels for a conditional model
     report = DoctorReport("PyTorch fp32", seed)
     rows = _Rows(report, z, reference_images(generator, z), log)
     import torch
@@ -209,7 +209,7 @@ def _check_onnx(path: Path, log: Callable[[str], None]) -> DoctorReport:
     precision, output = io["precision"], output_kind(io)
     variant = _variant_name(precision, output)
     with_ort = ort_providers() is not None
-    seed, z = fresh_latents(PARITY_COUNT if with_ort else REFERENCE_EVALUATOR_COUNT * 2, card.model_config.z_dim)
+    seed, z = fresh_inputs(PARITY_COUNT if with_ort else REFERENCE_EVALUATOR_COUNT * 2, card)
     if with_ort:
         report = DoctorReport(f"ONNX Runtime CPU on {path.name}", seed)
         with select_backend(path, "onnxruntime", providers="cpu") as cpu:
@@ -236,7 +236,7 @@ def _check_engine(path: Path, log: Callable[[str], None]) -> DoctorReport:
                             f"put it beside the engine or {REBUILD}")
     if sha256_file(source) != sidecar.onnx_sha256:
         raise ArtifactError(f"{path.name} was built from a different {sidecar.onnx_file} (sha256 differs): {REBUILD}")
-    seed, z = fresh_latents(PARITY_COUNT, sidecar.model_card.model_config.z_dim)
+    seed, z = fresh_inputs(PARITY_COUNT, sidecar.model_card)
     report = DoctorReport(f"ONNX Runtime CPU on {sidecar.onnx_file}", seed)
     with select_backend(source, "onnxruntime", providers="cpu") as cpu:
         reference = cpu(z)
