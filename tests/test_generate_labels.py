@@ -286,3 +286,19 @@ def test_engine_with_a_two_input_profile_matches_pytorch(require_tensorrt, class
     run_cli("generate", tmp_path / "generator.engine", "-n", 9, "--out", out, "--label", "owl", check=True)
     assert np.abs(read_png(out / "000000004.png").astype(int)
                   - expected_images(paths["fp32"], 0, [4], [2])[0].astype(int)).max() <= 1
+
+
+def _h(x: int) -> int:
+    """lowbias32, as docs/latents.md writes it (scalar, Python integers)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+@pytest.mark.parametrize("seed,index,scaled", [(0, 0, 9770061), (0, 1, 3808002), (1, 0, 9063162),
+                                               (42, 1234, 13443800)])
+def test_label_uniform_matches_the_documented_formula(seed, index, scaled):
+    u = (_h(index ^ _h(seed ^ 0x4C41424C)) >> 8) * 2.0**-24
+    assert u == label_uniforms(seed, np.array([index]))[0] == scaled * 2.0**-24
