@@ -173,11 +173,18 @@ def sync_bn_keeps_d_local(opts: TrainOptions) -> bool:
 
 
 def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int,
-                 start: int, sampler: RankBatchSampler | None = None,
-                 labels: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """(float images in [-1, 1], their labels or None) batches for `epoch`, from batch `start`
-    on, in the (seed, epoch) order (under torchrun, this rank's share of each batch, from
-    `sampler`). `labels`: one per image of data.images, for a conditional run."""
+                 start: int, sampler: RankBatchSampler | None = None) -> Iterator[torch.Tensor]:
+    """Float batches in [-1, 1] for `epoch`, from batch `start` on, in the (seed, epoch) order
+    (under torchrun, this rank's share of each batch, from `sampler`)."""
+    for batch, _ in make_labelled_batches(data, device, opts, epoch, start, sampler):
+        yield batch
+
+
+def make_labelled_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int, start: int,
+                          sampler: RankBatchSampler | None = None, labels: torch.Tensor | None = None,
+                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """make_batches' batches with their labels: `labels` holds one per image of data.images
+    (a conditional run), else every batch's labels are None."""
     images = data.images
     if device.type == "cuda" and images.numel() <= 2 * 1024**3:
         images = data.images_on(device)  # the uint8 set kept on the GPU: a batch is one gather
@@ -464,8 +471,8 @@ class Trainer:
         with metrics_file as metrics_fh, _StopFlag() as stop:
             interval_start, interval_images = time.perf_counter(), 0
             while s.step < s.total_steps:
-                for real, label in make_batches(self.data, self.device, opts, s.epoch, s.batch_in_epoch,
-                                                self.sampler, self.labels):
+                for real, label in make_labelled_batches(self.data, self.device, opts, s.epoch, s.batch_in_epoch,
+                                                         self.sampler, self.labels):
                     averages.add(self.train_step(real, label))
                     s.step += 1
                     s.batch_in_epoch += 1
