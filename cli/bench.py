@@ -39,6 +39,7 @@ def bench(
     """Measure model-only throughput (images/s, p50/p99 latency), end-to-end generate speed, and the ceiling."""
     from dcgan_rt.bench import BENCH_BACKENDS, parse_batch_sizes, parse_list, run_bench
     from dcgan_rt.errors import UsageError
+    from dcgan_rt.onnx_card import UINT8_NHWC
     from dcgan_rt.writers import check_format
 
     backends = None if backend.strip() == "all" else parse_list(backend, "--backend")
@@ -89,7 +90,7 @@ def print_report(report: dict) -> None:
         rate = f"{r['images_per_s']:,.0f}"
         if "pipelined_images_per_s" in r:
             rate += f" ({r['pipelined_images_per_s']:,.0f} pipelined)"
-        precision = r["precision"] + (" -> uint8" if r["output"] == "uint8-nhwc" else "")
+        precision = r["precision"] + (" -> uint8" if r["output"] == UINT8_NHWC else "")
         table.add_row(r["backend"], r["model"], precision, str(r["batch_size"]),
                       f"[bold]{rate}[/]" if star else rate, f"{r['latency_ms']['p50']:.2f}",
                       f"{r['latency_ms']['p99']:.2f}", f"{r['ceiling_share']:.0%}")

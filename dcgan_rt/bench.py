@@ -37,6 +37,7 @@ from dcgan_rt.config import ModelConfig
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_path import ModelPath, resolve_model
+from dcgan_rt.onnx_card import FLOAT_NCHW
 
 BENCH_BACKENDS = ("onnxruntime", "openvino", "torch", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64, 128)
@@ -376,7 +377,7 @@ def _describe(artifact: ModelPath) -> dict:
     from dcgan_rt.model_card import ModelCard
 
     card = ModelCard.load(artifact.card_path)
-    return {"config": card.model_config, "precision": "fp32", "output": "float32-nchw"}
+    return {"config": card.model_config, "precision": "fp32", "output": FLOAT_NCHW}
 
 
 def _unavailable(name: str) -> str | None:
