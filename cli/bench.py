@@ -39,7 +39,6 @@ def bench(
     """Measure model-only throughput (images/s, p50/p99 latency), end-to-end generate speed, and the ceiling."""
     from dcgan_rt.bench import BENCH_BACKENDS, parse_batch_sizes, parse_list, run_bench
     from dcgan_rt.errors import UsageError
-    from dcgan_rt.onnx_card import UINT8_NHWC
     from dcgan_rt.writers import check_format
 
     backends = None if backend.strip() == "all" else parse_list(backend, "--backend")
@@ -66,6 +65,8 @@ def bench(
 
 
 def print_report(report: dict) -> None:
+    from dcgan_rt.onnx_card import UINT8_NHWC
+
     m, machine, ceiling = report["model"], report["machine"], report["ceiling"]
     cpu = ceiling["cpu"]
     gpu_name = (machine.get("gpu") or {}).get("name")
