@@ -23,8 +23,9 @@ import numpy as np
 from dcgan_rt.backends import UINT8_NHWC, Backend
 from dcgan_rt.backends.ort_options import (
     CPU_EP as _CPU_EP, CUDA_EP as _CUDA_EP, TRT_EP as _TRT_EP, TRT_MAX_BATCH as _TRT_MAX_BATCH, BatchSplitter,
-    cpu_session_options, provider_list, usable_cores,
+    cpu_session_options, provider_list,
 )
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError, UsageError
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import card_from_metadata, output_kind

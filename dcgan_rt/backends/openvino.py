@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_rt.backends import Backend
-from dcgan_rt.backends.ort_options import usable_cores
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import ArtifactError, MissingDependencyError
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
 
