@@ -25,13 +25,12 @@ from typing import Any, Mapping
 
 from dcgan_rt.errors import ArtifactError
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
+from dcgan_rt.variant_table import OUTPUTS, PRECISIONS
 
 INPUT_NAME = "z"
 OUTPUT_NAME = "images"
 IO_METADATA_KEY = "dcgan_rt.io"
 EXPORT_METADATA_KEY = "dcgan_rt.export"
-OUTPUTS = ("float32-nchw", "uint8-nhwc")
-PRECISIONS = ("fp32", "fp16")
 # What the uint8 variants compute (dcgan_rt.pixels implements it in numpy).
 UINT8_RULE = "clip(round_half_to_even((x + 1) * 127.5), 0, 255) as uint8, NCHW -> NHWC"
 
