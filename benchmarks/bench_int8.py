@@ -47,6 +47,7 @@ def export(run: Path, out: Path, log=lambda _m: None) -> dict[str, Path]:
     from dcgan_rt.train.release import load_generator
 
     g, card = load_generator(run)
+    out.mkdir(parents=True, exist_ok=True)
     return export_variants(g, card, [VARIANTS["fp32"], VARIANTS["int8"]], out, log=log)
 
 
@@ -63,6 +64,7 @@ def default_run(folder: Path) -> Path:
         for _ in range(3):
             g(torch.randn(64, DEFAULT_CFG.z_dim))
     run = folder / "run"
+    run.mkdir(parents=True)
     save_generator(g.eval(), ModelCard(DEFAULT_CFG, dataset="random-init"), run)
     return run
 

@@ -18,8 +18,8 @@ Parity bounds (DESIGN §5, and §8 for int8), each against PyTorch fp32 on the s
 | fp16       | generator.fp16.onnx        | fp16     | float32 NCHW  | 3e-2           | mean 3e-3          |
 | uint8      | generator.uint8.onnx       | fp32     | uint8 NHWC    | 1 level        | -                  |
 | fp16-uint8 | generator.fp16.uint8.onnx  | fp16     | uint8 NHWC    | 5 levels       | mean 1.5 levels    |
-| int8       | generator.int8.onnx        | int8     | float32 NCHW  | 48 levels      | p99 12 levels      |
-| int8-uint8 | generator.int8.uint8.onnx  | int8     | uint8 NHWC    | 48 levels      | p99 12 levels      |
+| int8       | generator.int8.onnx        | int8     | float32 NCHW  | 64 levels      | mean 2, p99 12 lvl |
+| int8-uint8 | generator.int8.uint8.onnx  | int8     | uint8 NHWC    | 64 levels      | mean 2, p99 12 lvl |
 
 fp16-uint8 is the fp16 bound in levels (x 127.5) plus a level of rounding. int8 is
 compared in pixel levels whatever its output (a float output goes through the uint8
@@ -70,7 +70,7 @@ class Variant:
         return f"generator{self.suffix}.onnx"
 
 
-_INT8_BOUND = Bound(48, unit="levels", p99=12)
+_INT8_BOUND = Bound(64, 2, unit="levels", p99=12)  # measured: docs/export.md
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("fp32", "", "fp32", FLOAT_NCHW, frozenset(), Bound(1e-4)),
