@@ -87,7 +87,8 @@ def print_report(report: dict) -> None:
         console.print(f"[bold]GPU ceiling[/]: {rates} ({gpu['source']})", highlight=False)
     best = {(r["backend"], r["model"], r["batch_size"]) for r in report["best"]}
     table = Table(title="model-only (median of timed calls)", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("backend", "model", "precision", "batch", "images/s", "p50 ms", "p99 ms", "ceiling"):
+    for col in ("backend", "model", "precision", "batch", "images/s", "p50 ms", "p99 ms",
+                "ceiling" if "cpu_int8" not in ceiling else "ceiling / int8 GEMM (i8)"):
         table.add_column(col, justify="left" if col in ("backend", "model", "precision") else "right", no_wrap=True)
     for r in report["results"]:
         star = (r["backend"], r["model"], r["batch_size"]) in best
@@ -98,7 +99,7 @@ def print_report(report: dict) -> None:
         table.add_row(r["backend"], r["model"], precision, str(r["batch_size"]),
                       f"[bold]{rate}[/]" if star else rate, f"{r['latency_ms']['p50']:.2f}",
                       f"{r['latency_ms']['p99']:.2f}", f"{r['ceiling_share']:.0%}"
-                      + (f" ({r['int8_gemm_share']:.0%} of int8)" if "int8_gemm_share" in r else ""))
+                      + (f" / {r['int8_gemm_share']:.0%} i8" if "int8_gemm_share" in r else ""))
     console.print(table)
     if report["generate"]:
         gen = Table(title="end-to-end dcgan-rt generate", title_justify="left", box=box.SIMPLE_HEAD)

@@ -132,3 +132,18 @@ def test_tensorrt_builds_the_int8_engine_from_the_qdq_model(require_tensorrt, ti
                               reference_images(g, z), (64, 36))
     assert result.passed, result
     assert result.max_abs > 0 and trt(z[:3]).dtype == np.float32
+
+
+def test_bench_shows_int8_beside_fp32_against_both_ceilings(exported_int8):
+    run, _ = exported_int8
+    proc = invoke("bench", run / "export" / "generator.onnx", "--backend", "onnxruntime", "--batch-size", "4",
+                  "--formats", "none", "--repeats", "1", "--warmup", "0", "--json")
+    assert proc.returncode == 0, proc.stdout
+    report = json.loads(proc.stdout)
+    rows = {r["model"]: r for r in report["results"]}
+    assert rows["generator.onnx"]["precision"] == "fp32" and rows["generator.int8.onnx"]["precision"] == "int8"
+    int8 = rows["generator.int8.onnx"]
+    ceiling = report["ceiling"]["cpu_int8"]
+    assert "MatMulInteger u8s8" in ceiling["source"] and ceiling["ops_per_s"] > 0
+    assert int8["int8_gemm_share"] == pytest.approx(int8["images_per_s"] / ceiling["images_per_s"])
+    assert "int8_gemm_share" not in rows["generator.onnx"]
