@@ -22,7 +22,7 @@ import numpy as np
 
 from dcgan_rt.errors import NumericalError
 from dcgan_rt.latents import latent_range
-from dcgan_rt.onnx_card import INPUT_NAME
+from dcgan_rt.onnx_card import INPUT_NAME, UINT8_NHWC
 from dcgan_rt.pixels import to_uint8_nhwc
 from dcgan_rt.variant_table import VARIANTS, Bound
 
@@ -90,15 +90,15 @@ def errors(output: str, got: np.ndarray, reference: np.ndarray, levels: bool = F
 
 def abs_difference(output: str, got: np.ndarray, reference: np.ndarray, levels: bool = False) -> np.ndarray | None:
     """|got - reference| as float64, in the units `errors` describes; None when `got` is not finite."""
-    if levels and output != "uint8-nhwc":
+    if levels and output != UINT8_NHWC:
         if not np.isfinite(got).all():
             return None
-        got, output = to_uint8_nhwc(got), "uint8-nhwc"
-    pixels = output == "uint8-nhwc" and reference.dtype != np.uint8
+        got, output = to_uint8_nhwc(got), UINT8_NHWC
+    pixels = output == UINT8_NHWC and reference.dtype != np.uint8
     expected = to_uint8_nhwc(reference) if pixels else reference
     if got.shape != expected.shape:
         raise NumericalError(f"output shape {list(got.shape)}, expected {list(expected.shape)}")
-    if output == "uint8-nhwc":
+    if output == UINT8_NHWC:
         if got.dtype != np.uint8:
             raise NumericalError(f"output dtype {got.dtype}, expected uint8")
         return np.abs(got.astype(np.int16) - expected.astype(np.int16)).astype(np.float64)

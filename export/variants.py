@@ -42,7 +42,7 @@ from dcgan_rt.export.optimize import optimize_for_cpu
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
 from dcgan_rt.onnx_card import OUTPUT_NAME
 from dcgan_rt.train.networks import Generator
-from dcgan_rt.variant_table import UINT8_NHWC, VARIANTS, Variant, engine_variant, select_variants
+from dcgan_rt.variant_table import FLOAT_NCHW, UINT8_NHWC, VARIANTS, Variant, engine_variant, select_variants
 
 __all__ = ["VARIANTS", "Variant", "engine_variant", "select_variants", "export_variants", "to_variant_model",
            "append_uint8_tail", "fold_batchnorm"]
@@ -160,11 +160,11 @@ def export_variants(generator: Generator, card: ModelCard, variants: list[Varian
     float_models: dict[str, onnx.ModelProto] = {}
     paths = {}
     order = {"fp32": 0, "fp16": 1, "int8": 2}  # fp32 before int8, which is quantized from it
-    for v in sorted(variants, key=lambda v: (v.output != "float32-nchw", order.get(v.precision, 3))):
+    for v in sorted(variants, key=lambda v: (v.output != FLOAT_NCHW, order.get(v.precision, 3))):
         log(f"exporting {v.filename} ({v.name})" + (": calibrating on latents" if v.name == "int8" else ""))
         model = to_variant_model(generator, card, v, opset, provenance, float_models.get(v.precision),
                                  float_models.get("fp32"))
-        if v.output == "float32-nchw":
+        if v.output == FLOAT_NCHW:
             float_models[v.precision] = model
         paths[v.name] = save_onnx(model, out_dir / v.filename)
     return paths
