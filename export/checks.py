@@ -8,7 +8,7 @@ reference within DESIGN §5's bounds (dcgan_rt.export.parity.BOUNDS):
 - run directory / .safetensors: reference PyTorch fp32 on the CPU. Rows: the torch
   backend (on a CUDA GPU: fp32, and fp16 as `--precision fp16` runs it); every
   exported variant on each ONNX Runtime provider; OpenVINO; onnx.reference (an
-  independent implementation, a few images); TensorRT engines (fp32, fp16-uint8).
+  independent implementation, a few images); TensorRT engines (fp32, fp16-uint8, int8).
 - .onnx: reference ONNX Runtime CPU on the file (onnx.reference where onnxruntime
   is absent); rows: the other providers, OpenVINO, onnx.reference, an engine.
 - .engine: reference ONNX Runtime CPU on the ONNX it was built from.
