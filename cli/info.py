@@ -51,6 +51,8 @@ def info_table(info: dict) -> Table:
         section("labels", {"kind": info["labels"]["kind"], "names": ", ".join(info["labels"]["names"])})
     section("precision", {"computes in": info["precision"],
                           **({"parameters": f"{info['parameters']:,}"} if "parameters" in info else {})})
+    if info.get("calibration"):  # int8: how the quantization scales were found
+        section("calibration", info["calibration"])
     section("provenance", info["provenance"])
     if info.get("export"):
         section("export", info["export"])

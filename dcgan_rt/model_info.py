@@ -47,6 +47,7 @@ def _card_fields(card: ModelCard) -> dict[str, Any]:
         },
         "card": card.to_dict(),
         **({"labels": {"kind": card.labels["kind"], "names": list(card.labels["names"])}} if card.labels else {}),
+        **({"calibration": card.calibration} if card.calibration else {}),
     }
 
 
