@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import onnx
@@ -45,7 +46,9 @@ def to_onnx_model(generator: torch.nn.Module, opset: int = DEFAULT_OPSET) -> onn
     examples = tuple(torch.zeros(2, *spec["shape"][1:], dtype=dtypes[spec["dtype"]]) for spec in specs)
     batch = torch.export.Dim("N", min=1, max=1 << 20)
     # The exporter prints progress lines; keep the CLI's output ours.
-    with contextlib.redirect_stdout(io.StringIO()), _quiet_loggers():
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_loggers(), warnings.catch_warnings():
+        # z and label share the batch axis N: the exporter says so, and names it N anyway
+        warnings.filterwarnings("ignore", message=r".*axis name: N will not be used")
         program = torch.onnx.export(
             generator,
             examples,

@@ -134,7 +134,7 @@ def to_variant_model(generator: Generator, card: ModelCard, variant: Variant, op
         from dcgan_rt.export.quantize import quantize_int8
 
         fp32_model = fp32_model or optimize_for_cpu(to_onnx_model(variant_module(generator, VARIANTS["fp32"]), opset))
-        model, used = quantize_int8(fp32_model, card.model_config.z_dim)
+        model, used = quantize_int8(fp32_model, card.model_config.z_dim, card=card)
         calibration = used.to_card()
     else:
         model = to_onnx_model(variant_module(generator, variant), opset)
