@@ -64,6 +64,9 @@ def train(
     eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits, memorization; auto: digits,memorization for MNIST runs (cheap), fid,kid,memorization otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
+    from dcgan_rt.extras import require_train
+
+    require_train("dcgan-rt train")
     given = {
         "data": data, "data_root": str(data_root) if data_root else None, "crop": crop, "out": str(out) if out else None,
         "epochs": epochs, "steps": steps, "kimg": kimg, "img_resolution": img_resolution, "img_channels": img_channels,

@@ -257,6 +257,6 @@ def _dedupe(report: DoctorReport) -> None:
 
 
 def _variant_name(precision: str, output: str) -> str:
-    from dcgan_rt.export.variants import VARIANTS
-
-    return next(v.name for v in VARIANTS.values() if (v.precision, v.output) == (precision, output))
+    """The variant name of an exported file (without importing torch: doctor runs on runtime installs)."""
+    return "-".join(p for p in (precision if precision != "fp32" else "", "uint8" if output == "uint8-nhwc" else "")
+                    if p) or "fp32"
