@@ -31,10 +31,10 @@ def _run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
 def runtime_venv(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("runtime") / "venv"
     base = getattr(sys, "_base_executable", sys.executable)  # not this venv's python: no inherited packages
-    made = _run([base, "-m", "venv", venv])
+    made = _run([base, "-m", "venv", "--without-pip", venv])  # this pip installs into it: no ensurepip
     assert made.returncode == 0, made.stderr
-    pip = _run([venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                f"{REPO}[cpu]"])
+    pip = _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
+                "--disable-pip-version-check", "--no-compile", "-q", f"{REPO}[cpu]"])
     assert pip.returncode == 0, f"pip install '.[cpu]' failed:\n{pip.stderr[-3000:]}"
     return venv
 
