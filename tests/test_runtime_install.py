@@ -10,6 +10,7 @@ reads the card, and a command that needs [train] says so in one line.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,14 +28,28 @@ def _run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=600, **kwargs)
 
 
+def _source_copy(root: Path) -> Path:
+    """The files a wheel is built from, copied: pip builds a local project in its folder,
+    and a build/ left in the checkout could carry modules that no longer exist."""
+    src = root / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, src / name)
+    for package in ("dcgan_rt", "train", "export", "cli"):
+        shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
 @pytest.fixture(scope="module")
 def runtime_venv(tmp_path_factory) -> Path:
-    venv = tmp_path_factory.mktemp("runtime") / "venv"
+    root = tmp_path_factory.mktemp("runtime")
+    venv = root / "venv"
     base = getattr(sys, "_base_executable", sys.executable)  # not this venv's python: no inherited packages
     made = _run([base, "-m", "venv", "--without-pip", venv])  # this pip installs into it: no ensurepip
     assert made.returncode == 0, made.stderr
     pip = _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
-                "--disable-pip-version-check", "--no-compile", "-q", f"{REPO}[cpu]"])
+                "--disable-pip-version-check", "--no-compile", "-q", f"{_source_copy(root)}[cpu]"])
     assert pip.returncode == 0, f"pip install '.[cpu]' failed:\n{pip.stderr[-3000:]}"
     return venv
 
