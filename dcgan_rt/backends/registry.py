@@ -15,7 +15,8 @@ provider present).
 openvino is installed, else ONNX Runtime. Measured with `dcgan-rt bench` on the
 default 64x64 RGB generator (docs/performance.md, "What auto picks"): OpenVINO runs
 the sub-pixel graph `dcgan-rt export` writes at 89-98% of the fp32 matmul ceiling,
-ONNX Runtime at 83-88%. fp16 and int8 files stay on ONNX Runtime: fp16 is a GPU
+ONNX Runtime at 83-85%; interleaved on one host, OpenVINO ran 1.01-1.13x ONNX Runtime's
+images/s at batch 32-128 on both fp32 files. fp16 and int8 files stay on ONNX Runtime: fp16 is a GPU
 precision (emulated on these CPUs) and OpenVINO does not compile the int8 QDQ
 sub-pixel graph. auto picks among backends for the file given; it never swaps the
 file or its precision.
