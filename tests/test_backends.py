@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import textwrap
@@ -63,14 +64,20 @@ def test_auto_picks_the_fastest_cpu_runtime_installed_for_onnx_and_says_why(tiny
     assert "pip install 'dcgan-rt[openvino]'" in reason  # says what would be faster
 
 
-def test_auto_keeps_fp16_files_on_onnxruntime_and_never_swaps_the_file(tiny_model_dir, tmp_path):
+def test_auto_runs_each_precision_on_its_fastest_cpu_runtime_and_never_swaps_the_file(tiny_model_dir, tmp_path):
+    """fp16 stays on ONNX Runtime; int8, like fp32, goes to OpenVINO where it is installed."""
     from dcgan_rt.export.exporter import export_model
 
-    export_model(tiny_model_dir, out=tmp_path / "export", fp16=True, engine=False)
+    export_model(tiny_model_dir, out=tmp_path / "export", options=("fp16", "int8"), engine=False)
     fp16 = tmp_path / "export" / "generator.fp16.onnx"
     with select_backend(fp16) as b:
         assert b.name == "onnxruntime" and b.precision == "fp16" and b.artifact.path == fp16
         assert "runs fp16 files on the CPU" in b.reason
+    int8 = tmp_path / "export" / "generator.int8.onnx"
+    expected = "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"
+    with select_backend(int8) as b:
+        assert b.name == expected and b.precision == "int8" and b.artifact.path == int8
+        assert "int8 files" in b.reason
 
 
 def test_auto_on_a_run_dir_uses_its_export_only_when_made_from_these_weights(tiny_model_dir, tiny_onnx, tmp_path):
