@@ -16,8 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dcgan_rt.cache import cache_kinds, cache_root, cache_usage, clear_cache
-from dcgan_rt.cli.common import console, handle_errors
-from dcgan_rt.cli.export import _size as format_bytes
+from dcgan_rt.cli.common import console, handle_errors, human_bytes
 from dcgan_rt.errors import UsageError
 
 app = typer.Typer(help="List (with sizes) and clear what dcgan-rt caches: decoded data sets, TensorRT engines, "
@@ -42,8 +41,8 @@ def _print_usage(usage, as_json: bool) -> None:
         table.add_column(column, justify="right" if column in ("size", "files") else "left",
                          no_wrap=column != "what")
     for u in usage:
-        table.add_row(u.kind.name, format_bytes(u.size), f"{u.files:,}", escape(u.kind.what))
-    table.add_row("[bold]total[/]", f"[bold]{format_bytes(sum(u.size for u in usage))}[/]",
+        table.add_row(u.kind.name, human_bytes(u.size), f"{u.files:,}", escape(u.kind.what))
+    table.add_row("[bold]total[/]", f"[bold]{human_bytes(sum(u.size for u in usage))}[/]",
                   f"{sum(u.files for u in usage):,}", "")
     console.print(table)
 
@@ -81,8 +80,8 @@ def clear(
     kinds = cache_kinds(kind)
     if not kind and not yes:
         held = sum(u.size for u in cache_usage(kinds))
-        raise UsageError(f"clearing the whole cache ({format_bytes(held)} in {cache_root()}) needs --yes; "
+        raise UsageError(f"clearing the whole cache ({human_bytes(held)} in {cache_root()}) needs --yes; "
                          "or clear part of it with --kind datasets|downloads|engines|fid|classifiers")
     removed = clear_cache(kinds)
     for u in removed:
-        console.print(f"cleared {u.kind.name}: {format_bytes(u.size)} ({u.files:,} file{'' if u.files == 1 else 's'})", highlight=False)
+        console.print(f"cleared {u.kind.name}: {human_bytes(u.size)} ({u.files:,} file{'' if u.files == 1 else 's'})", highlight=False)

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DataError, UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -130,7 +131,7 @@ def decode_into(out: np.ndarray, files: Sequence[Path], img_resolution: int, img
             return None
 
     # Pillow releases the GIL while decoding, so threads use every core.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(8, usable_cores())) as pool:
         colours = list(pool.map(decode, range(len(files))))
     kept = [i for i, colour in enumerate(colours) if colour is not None]
     if not kept:
