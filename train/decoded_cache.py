@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import math
@@ -212,7 +213,7 @@ def _remove_stale(root: Path, entry: Path, listing: FolderListing, img_resolutio
     """Drop the entries this folder had before it changed (same folder, shape and crop)."""
     folder = str(os.path.abspath(listing.folder))
     prefix = entry.name[:-16]
-    for other in root.glob(f"{glob_escape(prefix)}*"):
+    for other in root.glob(f"{glob.escape(prefix)}*"):
         if other == entry or not other.is_dir():
             continue
         try:
@@ -222,10 +223,6 @@ def _remove_stale(root: Path, entry: Path, listing: FolderListing, img_resolutio
         if meta.get("folder") == folder and meta.get("crop") == crop and meta.get("shape", [0])[1:] == [
                 img_channels, img_resolution, img_resolution]:
             shutil.rmtree(other, ignore_errors=True)
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 @contextlib.contextmanager
