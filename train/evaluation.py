@@ -245,12 +245,15 @@ def default_data(card, model: str | Path | None = None) -> str:
 
 
 def _recorded_folder(model: Path) -> str | None:
-    run = model if model.is_dir() else model.parent
-    try:
-        path = json.loads((run / "train_config.json").read_text())["dataset"]["path"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return path if isinstance(path, str) and Path(path).is_dir() else None
+    """The folder a run directory recorded, for MODEL inside it (or in its export/)."""
+    folder = model if model.is_dir() else model.parent
+    for run in (folder, folder.parent):
+        try:
+            path = json.loads((run / "train_config.json").read_text())["dataset"]["path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return path if isinstance(path, str) and Path(path).is_dir() else None
+    return None
 
 
 def training_crop(card) -> int | None:
