@@ -34,14 +34,14 @@ def test_card_and_onnx_carry_the_folder_name_and_digest_never_its_path(tmp_path)
     env = {"DCGAN_RT_OFFLINE": "1", "DCGAN_RT_CACHE": str(tmp_path / "cache")}
     run_cli("train", "--data", folder, "--out", tmp_path / "runs", *TINY, env=env, timeout=300, check=True)
     run = (tmp_path / "runs" / "latest").resolve()
-    run_cli("export", run, "--out", tmp_path / "export", "--no-engine", env=env, timeout=300, check=True)
+    run_cli("export", run, "--out", run / "export", "--no-engine", env=env, timeout=300, check=True)
 
     card = json.loads((run / "generator.json").read_text())
     copy = shutil.copytree(folder, tmp_path / "elsewhere" / "faces")
     assert card["dataset"] == "faces"
     assert card["dataset_digest"] == listing_digest(FolderListing.read(copy, list_images(copy)))
 
-    model = onnx.load(str(tmp_path / "export" / "generator.onnx"))
+    model = onnx.load(str(run / "export" / "generator.onnx"))
     metadata = {p.key: p.value for p in model.metadata_props}
     assert json.loads(metadata["dcgan_rt.model_card"])["dataset_digest"] == card["dataset_digest"]
     for text in ((run / "generator.json").read_text(), json.dumps(metadata),
@@ -51,9 +51,10 @@ def test_card_and_onnx_carry_the_folder_name_and_digest_never_its_path(tmp_path)
     config = json.loads((run / "train_config.json").read_text())  # the maker's own record keeps it
     assert config["dataset"]["path"] == str(folder) and config["dataset"]["digest"] == card["dataset_digest"]
 
-    # evaluate finds the data of its own run directory; a shared model alone asks for --data
+    # evaluate finds the data of its own run directory (also for its exported ONNX file);
+    # a shared model alone asks for --data
     args = ("--metrics", "memorization", "-n", "8", "--json")
-    proc = run_cli("evaluate", run, *args, env=env, timeout=300, check=True)
+    proc = run_cli("evaluate", run / "export" / "generator.onnx", *args, env=env, timeout=300, check=True)
     result = json.loads(proc.stdout)
     assert result["num_real"] == 32 and result["data"] == "faces"
     shared = tmp_path / "shared"
