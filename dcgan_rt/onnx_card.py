@@ -25,16 +25,14 @@ from typing import Any, Mapping
 
 from dcgan_rt.errors import ArtifactError
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
+from dcgan_rt.variant_table import FLOAT_NCHW, OUTPUTS, PRECISIONS, UINT8_NHWC  # noqa: F401 (re-exported)
 
 INPUT_NAME = "z"
 OUTPUT_NAME = "images"
 IO_METADATA_KEY = "dcgan_rt.io"
 EXPORT_METADATA_KEY = "dcgan_rt.export"
-# The two output layouts a generator file can have: spelled once, imported everywhere.
-FLOAT_NCHW = "float32-nchw"
-UINT8_NHWC = "uint8-nhwc"
-OUTPUTS = (FLOAT_NCHW, UINT8_NHWC)
-PRECISIONS = ("fp32", "fp16")
+# The output layouts and precisions a generator file can have live in dcgan_rt.variant_table
+# (imported above, so `from dcgan_rt.onnx_card import FLOAT_NCHW` keeps working).
 # What the uint8 variants compute (dcgan_rt.pixels implements it in numpy).
 UINT8_RULE = "clip(round_half_to_even((x + 1) * 127.5), 0, 255) as uint8, NCHW -> NHWC"
 

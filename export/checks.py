@@ -8,7 +8,7 @@ reference within DESIGN §5's bounds (dcgan_rt.export.parity.BOUNDS):
 - run directory / .safetensors: reference PyTorch fp32 on the CPU. Rows: the torch
   backend (on a CUDA GPU: fp32, and fp16 as `--precision fp16` runs it); every
   exported variant on each ONNX Runtime provider; OpenVINO; onnx.reference (an
-  independent implementation, a few images); TensorRT engines (fp32, fp16-uint8).
+  independent implementation, a few images); TensorRT engines (fp32, fp16-uint8, int8).
 - .onnx: reference ONNX Runtime CPU on the file (onnx.reference where onnxruntime
   is absent); rows: the other providers, OpenVINO, onnx.reference, an engine.
 - .engine: reference ONNX Runtime CPU on the ONNX it was built from.
@@ -67,8 +67,7 @@ class DoctorReport:
         lines = [f"{f.variant} on {f.backend}: {f.message}" for f in self.failures]
         for r in self.results:
             if not r.passed:
-                lines.append(f"{r.variant} on {r.backend}: max {r.max_abs:.3g}, mean {r.mean_abs:.3g} "
-                             f"({r.bound.describe()})")
+                lines.append(f"{r.variant} on {r.backend}: {r.describe()} ({r.bound.describe()})")
         return lines
 
 
@@ -178,7 +177,7 @@ def _engine_row(rows: _Rows, onnx_path: Path, variant: str, tmp: Path) -> None:
 
 def _check_weights(path: Path, log: Callable[[str], None]) -> DoctorReport:
     from dcgan_rt.export.parity import reference_images
-    from dcgan_rt.export.variants import FP16, FP16_UINT8, FP32, VARIANTS, export_variants
+    from dcgan_rt.export.variants import FP16, FP16_UINT8, FP32, INT8, VARIANTS, export_variants
     from dcgan_rt.train.release import load_generator
 
     generator, card = load_generator(path)
@@ -196,7 +195,7 @@ def _check_weights(path: Path, log: Callable[[str], None]) -> DoctorReport:
         paths = export_variants(generator, card, list(VARIANTS.values()), tmp, log=log)
         for v in VARIANTS.values():
             _onnx_rows(rows, Path(paths[v.name]), v.name, with_cpu=True,
-                       with_engine=v in (FP32, FP16_UINT8), tmp=Path(tmp))
+                       with_engine=v in (FP32, FP16_UINT8, INT8), tmp=Path(tmp))
         for v in (FP32, FP16):
             rows.runner(v.name, v.precision, v.output, "onnx.reference",
                         lambda v=v: reference_evaluator_runner(paths[v.name]), REFERENCE_EVALUATOR_COUNT)
@@ -257,6 +256,6 @@ def _dedupe(report: DoctorReport) -> None:
 
 
 def _variant_name(precision: str, output: str) -> str:
-    from dcgan_rt.export.variants import VARIANTS
+    from dcgan_rt.variant_table import variant_for
 
-    return next(v.name for v in VARIANTS.values() if (v.precision, v.output) == (precision, output))
+    return variant_for(precision, output).name
