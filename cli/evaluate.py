@@ -123,6 +123,9 @@ def evaluate(
 ) -> None:
     """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline),
     digit scores for MNIST."""
+    from dcgan_rt.extras import require_train
+
+    require_train("dcgan-rt evaluate")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if device not in ("auto", "cpu", "cuda"):

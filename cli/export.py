@@ -71,6 +71,9 @@ def export(
                                                  show_default="18")] = None,
 ) -> None:
     """Export a trained generator to ONNX (and TensorRT), checking every artifact against PyTorch."""
+    from dcgan_rt.extras import require_train
+
+    require_train("dcgan-rt export")
     from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
 
     opset = DEFAULT_OPSET if opset is None else opset

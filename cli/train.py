@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
-from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG
+from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG, SMALL_RES_KIMG
 from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source, source_defaults
 from dcgan_rt.train.rundir import check_out_dir
 
@@ -32,7 +32,7 @@ def train(
     data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
     crop: Annotated[Optional[int], _opt("--crop", help="Centred square cut from each image before resizing, in pixels (0: the largest).", default="108 for celeba, else 0")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
-    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"{DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand images")] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"below 64 px {SMALL_RES_KIMG:g} thousand images; else {DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand")] = None,
     steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.")] = None,
     kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.")] = None,
     img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=f"{D.img_resolution}; orl, celeba: 64")] = None,
@@ -69,6 +69,9 @@ def train(
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     # The parameters named like TrainOptions' fields are its options (None: not given).
     given = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items() if k in TrainOptions.names()}
+    from dcgan_rt.extras import require_train
+
+    require_train("dcgan-rt train")
     if resume is not None:
         if not resume.is_dir():
             from dcgan_rt.errors import DcganRtError

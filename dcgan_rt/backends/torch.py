@@ -24,7 +24,8 @@ def import_torch():
     try:
         import torch
     except ImportError:
-        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)") from None
+        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)",
+                                     extra="train") from None
     return torch
 
 
