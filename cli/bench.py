@@ -65,6 +65,8 @@ def bench(
 
 
 def print_report(report: dict) -> None:
+    from dcgan_rt.onnx_card import UINT8_NHWC
+
     m, machine, ceiling = report["model"], report["machine"], report["ceiling"]
     cpu = ceiling["cpu"]
     gpu_name = (machine.get("gpu") or {}).get("name")
@@ -89,7 +91,7 @@ def print_report(report: dict) -> None:
         rate = f"{r['images_per_s']:,.0f}"
         if "pipelined_images_per_s" in r:
             rate += f" ({r['pipelined_images_per_s']:,.0f} pipelined)"
-        precision = r["precision"] + (" -> uint8" if r["output"] == "uint8-nhwc" else "")
+        precision = r["precision"] + (" -> uint8" if r["output"] == UINT8_NHWC else "")
         table.add_row(r["backend"], r["model"], precision, str(r["batch_size"]),
                       f"[bold]{rate}[/]" if star else rate, f"{r['latency_ms']['p50']:.2f}",
                       f"{r['latency_ms']['p99']:.2f}", f"{r['ceiling_share']:.0%}")

@@ -13,7 +13,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from dcgan_rt.cli.common import console, handle_errors
+from dcgan_rt.cli.common import console, handle_errors, human_bytes
 from dcgan_rt.errors import NumericalError
 
 
@@ -42,14 +42,6 @@ def parity_table(results, title: str) -> Table:
             "[green]pass[/]" if r.passed else "[bold red]FAIL[/]",
         )
     return table
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 @handle_errors
@@ -91,7 +83,7 @@ def export(
     console.print(parity_table(report.results, f"parity vs PyTorch fp32 (latent seed {report.seed}, "
                                                f"{report.results[0].count} images)"))
     for path in report.files:
-        console.print(f"wrote {path} ({_size(path.stat().st_size)})", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"wrote {path} ({human_bytes(path.stat().st_size)})", markup=False, highlight=False, soft_wrap=True)
     if report.no_engine_reason:
         console.print(f"no TensorRT engine built: {report.no_engine_reason}", markup=False, highlight=False,
                       soft_wrap=True)

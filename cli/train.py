@@ -67,16 +67,8 @@ def train(
     eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits, memorization; auto: digits,memorization for MNIST runs (cheap), fid,kid,memorization otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
-    given = {
-        "data": data, "data_root": str(data_root) if data_root else None, "crop": crop, "out": str(out) if out else None,
-        "epochs": epochs, "steps": steps, "kimg": kimg, "img_resolution": img_resolution, "img_channels": img_channels,
-        "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
-        "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,
-        "info_lambda": info_lambda, "r1_gamma": r1_gamma, "r1_every": r1_every, "ema_kimg": ema_kimg,
-        "augment": augment, "ada_kimg": ada_kimg, "snapshot_kimg": snapshot_kimg,
-        "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
-        "conditional": conditional, "attrs": attrs, "cond_d": cond_d,
-    }
+    # The parameters named like TrainOptions' fields are its options (None: not given).
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items() if k in TrainOptions.names()}
     if resume is not None:
         if not resume.is_dir():
             from dcgan_rt.errors import DcganRtError

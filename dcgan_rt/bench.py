@@ -34,9 +34,11 @@ import numpy as np
 
 from dcgan_rt import __version__
 from dcgan_rt.config import ModelConfig
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_path import ModelPath, resolve_model
+from dcgan_rt.onnx_card import FLOAT_NCHW
 
 BENCH_BACKENDS = ("onnxruntime", "openvino", "torch", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64, 128)
@@ -110,7 +112,7 @@ def matmul_ceiling(n: int = 2048, repeats: int = 3) -> dict:
         by_library["torch"] = 2 * n**3 / float(np.median(time_calls(lambda: torch.matmul(t, t, out=t_out), 1, repeats)))
     best = max(by_library, key=by_library.get)
     library = f"numpy ({_blas_name()})" if best == "numpy" else f"torch {torch.__version__}"
-    return {"flops_per_s": by_library[best], "source": f"{library} float32 matmul {n}x{n}, {_threads()} threads",
+    return {"flops_per_s": by_library[best], "source": f"{library} float32 matmul {n}x{n}, {usable_cores()} threads",
             "by_library": by_library}
 
 
@@ -153,7 +155,7 @@ def machine_info() -> dict:
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": _threads(),
+        "usable_cores": usable_cores(),
         "memory_gib": _memory_gib(),
         "gpu": gpu,
         "platform": platform.platform(),
@@ -376,7 +378,7 @@ def _describe(artifact: ModelPath) -> dict:
     from dcgan_rt.model_card import ModelCard
 
     card = ModelCard.load(artifact.card_path)
-    return {"config": card.model_config, "precision": "fp32", "output": "float32-nchw"}
+    return {"config": card.model_config, "precision": "fp32", "output": FLOAT_NCHW}
 
 
 def _unavailable(name: str) -> str | None:
@@ -452,13 +454,6 @@ def _cuda() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
-
-
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _cpu_model() -> str:

@@ -7,11 +7,20 @@ the installs it is meant to diagnose.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from typing import Any
 
 from dcgan_rt import __version__
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _broken(exc: BaseException) -> str:

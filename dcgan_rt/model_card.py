@@ -137,7 +137,7 @@ class ModelCard:
         except ArtifactError as exc:
             raise ArtifactError(f"{source}: {exc}; re-export the model or restore its original card") from None
         _check_v2_fields(data, config, source)
-        kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range", "schema_version")}
+        kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range", "schema_version", "inputs")}
         return cls(model_config=config, value_range=(float(vr[0]), float(vr[1])), **kwargs)
 
     @classmethod
@@ -191,7 +191,11 @@ def _check_joint(joint: Any, num_attrs: int, source: str, fix: str) -> None:
 def _check_v2_fields(data: dict[str, Any], config: ModelConfig, source: str) -> None:
     """The version-2 keys agree with the architecture (a card is never half-conditional)."""
     fix = "re-export the model or restore its original card"
-    if "inputs" in data and data["inputs"] != default_inputs(config):
+    # Shapes follow model_config (a hand-edited size is caught against the weights, which say
+    # more); names and dtypes must agree, so a card is never half-conditional.
+    expected = [(i["name"], i["dtype"]) for i in default_inputs(config)]
+    if "inputs" in data and (not all(isinstance(i, dict) for i in data["inputs"])
+                             or [(i.get("name"), i.get("dtype")) for i in data["inputs"]] != expected):
         raise ArtifactError(f"{source}: 'inputs' {data['inputs']!r} does not match the model config "
                             f"(expected {default_inputs(config)!r}); {fix}")
     labels = data.get("labels")

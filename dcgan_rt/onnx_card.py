@@ -33,7 +33,10 @@ INPUT_NAME = Z_INPUT
 OUTPUT_NAME = "images"
 IO_METADATA_KEY = "dcgan_rt.io"
 EXPORT_METADATA_KEY = "dcgan_rt.export"
-OUTPUTS = ("float32-nchw", "uint8-nhwc")
+# The two output layouts a generator file can have: spelled once, imported everywhere.
+FLOAT_NCHW = "float32-nchw"
+UINT8_NHWC = "uint8-nhwc"
+OUTPUTS = (FLOAT_NCHW, UINT8_NHWC)
 PRECISIONS = ("fp32", "fp16")
 # What the uint8 variants compute (dcgan_rt.pixels implements it in numpy).
 UINT8_RULE = "clip(round_half_to_even((x + 1) * 127.5), 0, 255) as uint8, NCHW -> NHWC"
@@ -42,7 +45,7 @@ UINT8_RULE = "clip(round_half_to_even((x + 1) * 127.5), 0, 255) as uint8, NCHW -
 _ELEM_TYPES = {1: "float32", 2: "uint8", 7: "int64", 10: "float16"}
 
 
-def io_contract(card: ModelCard, output: str = "float32-nchw", precision: str = "fp32") -> dict:
+def io_contract(card: ModelCard, output: str = FLOAT_NCHW, precision: str = "fp32") -> dict:
     """The I/O description stored beside the model card in metadata_props."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -50,7 +53,7 @@ def io_contract(card: ModelCard, output: str = "float32-nchw", precision: str = 
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     cfg = card.model_config
     c, h, w = cfg.image_shape
-    if output == "uint8-nhwc":
+    if output == UINT8_NHWC:
         out = {"name": OUTPUT_NAME, "dtype": "uint8", "shape": ["N", h, w, c], "range": [0, 255],
                "rule": UINT8_RULE}
     else:
@@ -74,7 +77,7 @@ def with_inputs(io: dict) -> dict:
 
 def output_kind(io: Mapping[str, Any]) -> str:
     """'uint8-nhwc' or 'float32-nchw' for a validated contract."""
-    return "uint8-nhwc" if io["output"]["dtype"] == "uint8" else "float32-nchw"
+    return UINT8_NHWC if io["output"]["dtype"] == "uint8" else FLOAT_NCHW
 
 
 def card_from_metadata(metadata: Mapping[str, str], source: str = "ONNX model") -> tuple[ModelCard, dict]:
@@ -93,7 +96,7 @@ def card_from_metadata(metadata: Mapping[str, str], source: str = "ONNX model") 
         raise ArtifactError(f"{source}: {IO_METADATA_KEY!r} metadata is not an I/O contract: re-export it")
     io = with_inputs(io)
     io.setdefault("precision", "fp32")  # files written before precision was recorded
-    kind = "uint8-nhwc" if io["output"].get("dtype") == "uint8" else "float32-nchw"
+    kind = UINT8_NHWC if io["output"].get("dtype") == "uint8" else FLOAT_NCHW
     precision = io["precision"] if io["precision"] in PRECISIONS else None
     if precision is None or io != io_contract(card, kind, precision):
         raise ArtifactError(

@@ -39,6 +39,7 @@ from dcgan_rt.backends import Backend, select_backend, source_sha256
 from dcgan_rt.batch import Batch
 from dcgan_rt.batch_tuner import IndexStream, tune_batch_size
 from dcgan_rt.digest import sha256_file
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.generate_request import GenerateRequest
 from dcgan_rt.label_files import check_folder_names
@@ -101,7 +102,7 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
     out = req.out
     check_out_dir(out)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) if shard else 1
-    threads = max(1, _cpu_count() // local_world) if local_world > 1 else None
+    threads = max(1, usable_cores() // local_world) if local_world > 1 else None
     gpu = req.gpu if req.gpu is not None else (int(os.environ.get("LOCAL_RANK", "0") or 0) if shard else None)
     backend = select_backend(resolved, req.backend, gpu=gpu, threads=threads, precision=req.precision)
     with backend:
@@ -134,13 +135,6 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
                 f"cannot write to {out} ({reason}); the file being written was removed and finished files are "
                 "kept: free some space (or fix the folder) and run the same command again to resume"
             ) from exc
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _run_job(job: Job, rule: LabelRule | None, out: Path, backend: Backend, batch: int | None, shard: tuple[int, int], overwrite: bool,
@@ -211,7 +205,7 @@ def _batch_maker(job: Job, rule: LabelRule | None, backend: Backend) -> Callable
 def _writer_threads(writer: Writer) -> int:
     if writer.format == "npy":
         return 1  # copying into a shard buffer is cheap; np.save is one big write
-    return max(2, min(4, _cpu_count()))
+    return max(2, min(4, usable_cores()))
 
 
 def _produce(backend: Backend, writer: Writer, make_batch: Callable[[np.ndarray], Batch],

@@ -28,6 +28,7 @@ import numpy as np
 from dcgan_rt.batch import Batch, as_batch
 from dcgan_rt.errors import NumericalError
 from dcgan_rt.latents import latent_range
+from dcgan_rt.onnx_card import FLOAT_NCHW, UINT8_NHWC
 from dcgan_rt.pixels import to_uint8_nhwc
 
 Runner = Callable[[Batch | np.ndarray], np.ndarray]  # a Batch (z and labels), or bare z
@@ -46,10 +47,10 @@ class Bound:
 
 
 BOUNDS = {
-    ("fp32", "float32-nchw"): Bound(1e-4),
-    ("fp16", "float32-nchw"): Bound(3e-2, 3e-3),
-    ("fp32", "uint8-nhwc"): Bound(1, unit="levels"),
-    ("fp16", "uint8-nhwc"): Bound(5, 1.5, unit="levels"),
+    ("fp32", FLOAT_NCHW): Bound(1e-4),
+    ("fp16", FLOAT_NCHW): Bound(3e-2, 3e-3),
+    ("fp32", UINT8_NHWC): Bound(1, unit="levels"),
+    ("fp16", UINT8_NHWC): Bound(5, 1.5, unit="levels"),
 }
 
 
@@ -108,11 +109,11 @@ def errors(output: str, got: np.ndarray, reference: np.ndarray) -> tuple[float, 
     """(max abs, mean abs) of `got` against the reference, in the output's units. The
     reference is float images (turned into pixels by the uint8 rule where needed) or,
     for a uint8 output, pixels already."""
-    pixels = output == "uint8-nhwc" and reference.dtype != np.uint8
+    pixels = output == UINT8_NHWC and reference.dtype != np.uint8
     expected = to_uint8_nhwc(reference) if pixels else reference
     if got.shape != expected.shape:
         raise NumericalError(f"output shape {list(got.shape)}, expected {list(expected.shape)}")
-    if output == "uint8-nhwc":
+    if output == UINT8_NHWC:
         if got.dtype != np.uint8:
             raise NumericalError(f"output dtype {got.dtype}, expected uint8")
         diff = np.abs(got.astype(np.int16) - expected.astype(np.int16)).astype(np.float64)

@@ -37,7 +37,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from dcgan_rt.export.onnx_export import DEFAULT_OPSET, save_onnx, set_metadata, to_onnx_model
 from dcgan_rt.export.optimize import optimize_for_cpu
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import OUTPUT_NAME
+from dcgan_rt.onnx_card import FLOAT_NCHW, OUTPUT_NAME, UINT8_NHWC
 from dcgan_rt.train.networks import Generator
 
 
@@ -45,14 +45,14 @@ from dcgan_rt.train.networks import Generator
 class Variant:
     name: str  # "fp32", "fp16", "uint8", "fp16-uint8"
     precision: str  # what the graph computes in: "fp32" or "fp16"
-    output: str  # "float32-nchw" or "uint8-nhwc"
+    output: str  # FLOAT_NCHW or UINT8_NHWC
     filename: str
 
 
-FP32 = Variant("fp32", "fp32", "float32-nchw", "generator.onnx")
-FP16 = Variant("fp16", "fp16", "float32-nchw", "generator.fp16.onnx")
-UINT8 = Variant("uint8", "fp32", "uint8-nhwc", "generator.uint8.onnx")
-FP16_UINT8 = Variant("fp16-uint8", "fp16", "uint8-nhwc", "generator.fp16.uint8.onnx")
+FP32 = Variant("fp32", "fp32", FLOAT_NCHW, "generator.onnx")
+FP16 = Variant("fp16", "fp16", FLOAT_NCHW, "generator.fp16.onnx")
+UINT8 = Variant("uint8", "fp32", UINT8_NHWC, "generator.uint8.onnx")
+FP16_UINT8 = Variant("fp16-uint8", "fp16", UINT8_NHWC, "generator.fp16.uint8.onnx")
 VARIANTS = {v.name: v for v in (FP32, FP16, UINT8, FP16_UINT8)}
 
 
@@ -151,7 +151,7 @@ def to_variant_model(generator: Generator, card: ModelCard, variant: Variant, op
     else:
         model = onnx.ModelProto()
         model.CopyFrom(float_model)
-    if variant.output == "uint8-nhwc":
+    if variant.output == UINT8_NHWC:
         append_uint8_tail(model)
     set_metadata(model, card, variant.output, variant.precision,
                  provenance={**(provenance or {}), "variant": variant.name, "opset": opset})
@@ -166,10 +166,10 @@ def export_variants(generator: Generator, card: ModelCard, variants: list[Varian
     out_dir = Path(out_dir)
     float_models: dict[str, onnx.ModelProto] = {}
     paths = {}
-    for v in sorted(variants, key=lambda v: v.output != "float32-nchw"):  # float graphs first
+    for v in sorted(variants, key=lambda v: v.output != FLOAT_NCHW):  # float graphs first
         log(f"exporting {v.filename} ({v.name})")
         model = to_variant_model(generator, card, v, opset, provenance, float_models.get(v.precision))
-        if v.output == "float32-nchw":
+        if v.output == FLOAT_NCHW:
             float_models[v.precision] = model
         paths[v.name] = save_onnx(model, out_dir / v.filename)
     return paths

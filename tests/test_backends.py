@@ -16,6 +16,7 @@ from dcgan_rt.digest import sha256_bytes
 from dcgan_rt.errors import ArtifactError, MissingDependencyError, NumericalError, UsageError
 from dcgan_rt.images import to_uint8
 from dcgan_rt.latents import latents
+from dcgan_rt.onnx_card import UINT8_NHWC
 
 
 def blocker(tmp_path, *modules: str) -> dict:
@@ -72,7 +73,7 @@ def test_torch_and_onnxruntime_agree_within_design_bounds(tiny_model_dir, tiny_o
         ref, got = t(z), o(z)
         assert got.shape == ref.shape == (40, 1, 16, 16)
         assert np.abs(got - ref).max() <= 1e-4  # DESIGN §5
-        t.output = "uint8-nhwc"
+        t.output = UINT8_NHWC
         assert np.abs(t.images(z).astype(int) - o.images(z).astype(int)).max() <= 1
 
 

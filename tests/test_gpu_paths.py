@@ -12,6 +12,7 @@ import pytest
 from conftest import make_model_dir
 from dcgan_rt.export.parity import BOUNDS, errors, reference_images
 from dcgan_rt.latents import latent_range
+from dcgan_rt.onnx_card import UINT8_NHWC
 
 pytestmark = pytest.mark.gpu
 
@@ -68,8 +69,8 @@ def test_tensorrt_backend_meets_the_bounds_for_every_engine_variant(require_tens
         precision = "fp16" if fp16 else "fp32"
         assert trt.precision == precision
         out = np.concatenate(list(trt.map_images([z[:64], z[64:65], z[65:]])))  # pixels, two in flight
-        max_lv, mean_lv = errors("uint8-nhwc", out, reference)
-        bound = BOUNDS[(precision, "uint8-nhwc")]
+        max_lv, mean_lv = errors(UINT8_NHWC, out, reference)
+        bound = BOUNDS[(precision, UINT8_NHWC)]
         assert max_lv <= bound.max_abs and (bound.mean_abs is None or mean_lv <= bound.mean_abs)
         raw = trt(z[:64])
         assert raw.dtype == (np.uint8 if uint8 else np.float32)

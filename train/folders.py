@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DataError, UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -119,7 +120,7 @@ def decode_files(files: Sequence[Path], img_resolution: int, img_channels: int, 
             return None
 
     # Pillow releases the GIL while decoding, so threads use every core.
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(8, usable_cores())) as pool:
         decoded = list(pool.map(decode, files, chunksize=64))
     kept = [i for i, item in enumerate(decoded) if item is not None]
     if not kept:

@@ -39,9 +39,10 @@ from dcgan_rt.atomic import write_json
 from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_card import ModelCard
+from dcgan_rt.pixels import to_uint8_tensor
 from dcgan_rt.train import plots
 from dcgan_rt.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dcgan_rt.train.data import TrainData, epoch_batches, load_dataset, steps_per_epoch, to_float, to_uint8
+from dcgan_rt.train.data import TrainData, epoch_batches, load_dataset, steps_per_epoch, to_float
 from dcgan_rt.train.distributed import (
     SINGLE, RankBatchSampler, World, any_rank, convert_sync_batchnorm, distributed_session, mean_over_ranks,
     rank_batch_size, run_on_main, wrap_ddp, write_rank_digests,
@@ -361,7 +362,7 @@ class Trainer:
                       else generator(z, self.sample_labels.to(self.device))).float()
         finally:
             generator.train(was_training)
-        return to_uint8(images).cpu().numpy()
+        return to_uint8_tensor(images).cpu().numpy()
 
     def save_epoch_outputs(self, epoch_number: int) -> None:
         """Sample grid for `epoch_number`, then checkpoint and release artifact."""

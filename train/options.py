@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig, valid_code_dim
-from dcgan_rt.errors import UsageError
+from dcgan_rt.errors import ArtifactError, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba", "orl")
@@ -183,11 +183,24 @@ class TrainOptions:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
-        known = {f.name for f in dataclasses.fields(cls)}
+    def names(cls) -> tuple[str, ...]:
+        """Every option's name: the one list the CLI, train_config.json and resume share."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrainOptions":
+        """Build from a recorded train_config.json "options", refusing unknown keys
+        (as ModelConfig.from_dict does): an option this version does not know would
+        otherwise be dropped without a word and the run resumed as something else."""
+        if not isinstance(data, dict):
+            raise ArtifactError(f"training options must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.names()))
+        if unknown:
+            raise ArtifactError(f"training options have unknown keys {unknown}; expected only {sorted(cls.names())} "
+                                "(resume the run with the dcgan-rt version that made it)")
         # A run recorded before an option existed trained without it: resume it that way.
         recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0}
-        return cls(**{**recorded_before, **{k: v for k, v in data.items() if k in known}})
+        return cls(**{**recorded_before, **data})
 
     def replace(self, **changes: Any) -> "TrainOptions":
         return dataclasses.replace(self, **changes)

@@ -33,10 +33,9 @@ from dcgan_rt.errors import UsageError
 from dcgan_rt.images import to_uint8
 from dcgan_rt.model_card import LABEL_INPUT, ModelCard
 from dcgan_rt.model_path import ModelPath, resolve_model
+from dcgan_rt.onnx_card import FLOAT_NCHW, UINT8_NHWC
 
 BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
-FLOAT_NCHW = "float32-nchw"
-UINT8_NHWC = "uint8-nhwc"
 
 
 class Backend:
