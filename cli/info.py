@@ -47,6 +47,8 @@ def info_table(info: dict) -> Table:
     if "rule" in io["output"]:
         io_rows["uint8 rule"] = io["output"]["rule"]
     section("I/O", io_rows)
+    if info.get("labels"):  # a conditional model: what its label input means
+        section("labels", {"kind": info["labels"]["kind"], "names": ", ".join(info["labels"]["names"])})
     section("precision", {"computes in": info["precision"],
                           **({"parameters": f"{info['parameters']:,}"} if "parameters" in info else {})})
     section("provenance", info["provenance"])

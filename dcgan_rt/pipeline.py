@@ -137,7 +137,8 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
             ) from exc
 
 
-def _run_job(job: Job, rule: LabelRule | None, out: Path, backend: Backend, batch: int | None, shard: tuple[int, int], overwrite: bool,
+def _run_job(job: Job, rule: LabelRule | None, out: Path, backend: Backend, batch: int | None,
+             shard: tuple[int, int], overwrite: bool,
              rep: Reporter) -> GenerateResult:
     k, num_shards = shard
     with OutputLock(out, k, num_shards):

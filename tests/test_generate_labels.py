@@ -302,3 +302,10 @@ def _h(x: int) -> int:
 def test_label_uniform_matches_the_documented_formula(seed, index, scaled):
     u = (_h(index ^ _h(seed ^ 0x4C41424C)) >> 8) * 2.0**-24
     assert u == label_uniforms(seed, np.array([index]))[0] == scaled * 2.0**-24
+
+
+def test_info_shows_the_label_input_and_names(class_onnx):
+    table = run_cli("info", class_onnx, check=True).stdout
+    assert "z: float32 [N, 16], label: int64 [N]" in table and "cat, dog, owl" in table
+    described = json.loads(run_cli("info", class_onnx, "--json", check=True).stdout)
+    assert described["labels"] == {"kind": "class", "names": CLASSES}
