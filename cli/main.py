@@ -18,6 +18,7 @@ from dcgan_rt.cli import (
     evaluate,
     export,
     generate,
+    importer,
     info,
     sample,
     train,
@@ -52,6 +53,7 @@ def root(
 
 
 app.command(name="train")(train.train)
+app.command(name="import")(importer.import_model)
 app.command(name="export")(export.export)
 app.command(name="generate")(generate.generate)
 app.command(name="sample")(sample.sample)
