@@ -59,9 +59,10 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory.",
                                                 show_default="MODEL's folder/export")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write generator.fp16.onnx (fp16 inside, float32 z in); "
-                                                      "the engine is built from it.")] = False,
+                                                      "the engine is built from it.", show_default="off")] = False,
     uint8: Annotated[bool, typer.Option("--uint8", help="Also write generator.uint8.onnx (uint8 NHWC pixels out); "
-                                                        "with --fp16 also generator.fp16.uint8.onnx.")] = False,
+                                                        "with --fp16 also generator.fp16.uint8.onnx.",
+                                                show_default="off")] = False,
     engine: Annotated[Optional[bool], typer.Option("--engine/--no-engine",
                                                    help="Force / skip the TensorRT engine.",
                                                    show_default="build where TensorRT and a GPU are present")] = None,

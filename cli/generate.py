@@ -104,15 +104,17 @@ def generate(
     batch_size: Annotated[str, typer.Option(help="Images per batch, or 'auto' to measure and pick.")] = "auto",
     backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     format: Annotated[str, typer.Option("--format", help="png | npy | tar (WebDataset shards).")] = "png",
-    shard: Annotated[Optional[str], typer.Option(help="K/N: write only the K-th of N slices (torchrun: automatic).",
-                                                 show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another job's images in --out.")] = False,
-    save_latents: Annotated[bool, typer.Option("--save-latents", help="Also write each image's latent z.")] = False,
-    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device number (default 0; torchrun: LOCAL_RANK).",
-                                               show_default=False)] = None,
+    shard: Annotated[Optional[str], typer.Option(help="K/N: write only the K-th of N slices.",
+                                                 show_default="all of it; under torchrun RANK/WORLD_SIZE")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another job's images in --out.",
+                                                  show_default="off")] = False,
+    save_latents: Annotated[bool, typer.Option("--save-latents", help="Also write each image's latent z.",
+                                                     show_default="off")] = False,
+    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device number.",
+                                               show_default="0; under torchrun LOCAL_RANK")] = None,
     precision: Annotated[Optional[str], typer.Option(
-        "--precision", help="fp16: the torch backend on a CUDA GPU in half precision (recorded in the manifest). "
-                            "Default: fp32, or what an exported file holds.", show_default=False)] = None,
+        "--precision", help="fp16: the torch backend on a CUDA GPU in half precision (recorded in the manifest).",
+        show_default="fp32, or what an exported file holds")] = None,
 ) -> None:
     """Generate N images: reproducible (image i depends only on the model, seed and i) and resumable."""
     from dcgan_rt.pipeline import GenerateRequest, generate as run_generate

@@ -21,9 +21,10 @@ from dcgan_rt.train.rundir import check_out_dir
 D = TrainOptions()
 
 
-def _opt(*names: str, help: str, default=None, **kw):
-    shown = f" [default: {default}]" if default is not None else ""
-    return typer.Option(*names, help=help + shown, show_default=False, **kw)
+def _opt(*names: str, help: str, default, **kw):
+    """Options default to None (so a resumed run knows what was given); `default` is
+    what --help shows, the recipe's value from TrainOptions."""
+    return typer.Option(*names, help=help, show_default=str(default), **kw)
 
 
 @handle_errors
@@ -33,8 +34,8 @@ def train(
     crop: Annotated[Optional[int], _opt("--crop", help="Centred square cut from each image before resizing, in pixels (0: the largest).", default="108 for celeba, else 0")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"{DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand images")] = None,
-    steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.")] = None,
-    kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.")] = None,
+    steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.", default="none: --epochs decides")] = None,
+    kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.", default="none: --epochs decides")] = None,
     img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=f"{D.img_resolution}; orl, celeba: 64")] = None,
     img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=f"{D.img_channels}; celeba: 3")] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", help="Images per step.", default=D.batch_size)] = None,
@@ -57,7 +58,7 @@ def train(
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", default="on")] = None,
     sync_bn: Annotated[Optional[bool], _opt("--sync-bn/--no-sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over the global batch, not each rank's share (docs/distributed.md).", default="off")] = None,
     snapshot_kimg: Annotated[Optional[float], _opt("--snapshot-kimg", help="Sample grid, checkpoint and generator at the first epoch end after this many thousand images (0: every epoch).", default=D.snapshot_kimg)] = None,
-    resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.")] = None,
+    resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.", default="none: a new run")] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
     eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
     eval_n: Annotated[int, _opt("--eval-n", help="Images per --eval-every evaluation.", default=1000)] = 1000,

@@ -45,6 +45,7 @@ from dcgan_rt.manifest import (
     merge_runs, now, part_name, read_manifest, summarise_runs,
 )
 from dcgan_rt.model_path import resolve_model
+from dcgan_rt.provenance import PngText
 from dcgan_rt.writers import (
     IMAGES_PER_FILE, INDEX_NAME, Writer, check_format, file_span, make_writer, ranges_count, temp_target,
 )
@@ -248,7 +249,8 @@ def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tu
              rep: Reporter) -> GenerateResult:
     k, num_shards = shard
     with OutputLock(out, k, num_shards):
-        writer = make_writer(job.format, out, job.image_shape, job.z_dim, job.save_latents, (job.start, job.end))
+        writer = make_writer(job.format, out, job.image_shape, job.z_dim, job.save_latents, (job.start, job.end),
+                             png_text=PngText(job.provenance))
         lo, hi = shard_range(job.start, job.count, k, num_shards, writer.unit)
         if num_shards > 1:
             rep.info(f"shard {k}/{num_shards}: images {lo}..{hi - 1} of {job.start}..{job.end - 1}")
@@ -565,5 +567,6 @@ def _complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, 
             (out / name).unlink(missing_ok=True)
         writer.finalize(job.start, job.end)
         first = np.arange(job.start, min(job.start + PREVIEW_IMAGES, job.end))
-        write_bytes(out / PREVIEW_NAME, encode_png(make_grid(writer.read(first), PREVIEW_COLUMNS)))
+        grid = make_grid(writer.read(first), PREVIEW_COLUMNS)
+        write_bytes(out / PREVIEW_NAME, encode_png(grid, text=writer.png_text.constant if writer.png_text else None))
     return True

@@ -40,6 +40,7 @@ from PIL import Image
 from dcgan_rt.atomic import atomic_open, write_json
 from dcgan_rt.errors import ArtifactError, UsageError
 from dcgan_rt.images import encode_pngs
+from dcgan_rt.provenance import PngText
 
 FORMATS = ("png", "npy", "tar")
 IMAGES_PER_FILE = 1000  # npy and tar shards
@@ -99,12 +100,17 @@ class Writer:
     unit = 1  # indices per file (the granularity of resume and of --shard splits)
 
     def __init__(self, out_dir: Path, image_shape: tuple[int, int, int], z_dim: int, save_latents: bool,
-                 job: tuple[int, int]):
+                 job: tuple[int, int], png_text: PngText | None = None):
         self.out_dir = Path(out_dir)
+        self.png_text = png_text  # provenance chunks for every PNG (dcgan_rt.provenance)
         self.image_shape = tuple(image_shape)  # (H, W, C)
         self.z_dim = z_dim
         self.save_latents = save_latents
         self.job = job  # the whole job's [start, end): shards at its edges hold fewer images
+
+    def encode(self, indices, images: np.ndarray) -> list[bytes]:
+        """PNG bytes of a batch, each with its provenance chunks."""
+        return encode_pngs(images, text=None if self.png_text is None else self.png_text.for_batch(indices))
 
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
         """Index ranges in [start, end) whose files are missing (or, with verify, damaged)."""
@@ -181,7 +187,7 @@ class PngWriter(Writer):
 
     def write_batch(self, indices, images, latents) -> int:
         written = 0
-        for k, (i, data) in enumerate(zip(indices, encode_pngs(images))):
+        for k, (i, data) in enumerate(zip(indices, self.encode(indices, images))):
             if latents is not None:
                 z = npy_bytes(latents[k])
                 write_file(self.path(int(i), ".npy"), z)
@@ -344,7 +350,7 @@ class TarWriter(_ShardWriter):
 
     def _encode(self, indices, images, latents):
         return [(int(i), (png, None if latents is None else npy_bytes(latents[k])))
-                for k, (i, png) in enumerate(zip(indices, encode_pngs(images)))]
+                for k, (i, png) in enumerate(zip(indices, self.encode(indices, images)))]
 
     def _write_shard(self, s: int, items: dict) -> int:
         path = self.shard_files(s)[0]
@@ -376,8 +382,8 @@ WRITERS = {"png": PngWriter, "npy": NpyWriter, "tar": TarWriter}
 
 
 def make_writer(fmt: str, out_dir: Path, image_shape, z_dim: int, save_latents: bool,
-                job: tuple[int, int]) -> Writer:
-    return WRITERS[check_format(fmt)](out_dir, image_shape, z_dim, save_latents, job)
+                job: tuple[int, int], png_text: PngText | None = None) -> Writer:
+    return WRITERS[check_format(fmt)](out_dir, image_shape, z_dim, save_latents, job, png_text)
 
 
 def file_span(name: str) -> tuple[int, int] | None:
