@@ -17,7 +17,6 @@ from rich import box
 from rich.table import Table
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
-from dcgan_rt.errors import UsageError
 
 
 class _Progress:
@@ -122,13 +121,7 @@ def evaluate(
 ) -> None:
     """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline),
     digit scores for MNIST."""
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
-    from dcgan_rt.train.evaluation import check_num_images, evaluate_model
-
-    check_num_images(num_images)
+    from dcgan_rt.api import evaluate as evaluate_model
 
     def log(msg: str) -> None:
         err_console.print(msg, style="dim", markup=False, highlight=False, soft_wrap=True)

@@ -72,19 +72,14 @@ def export(
                                                  show_default="18")] = None,
 ) -> None:
     """Export a trained generator to ONNX (and TensorRT), checking every artifact against PyTorch."""
-    from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
-
-    opset = DEFAULT_OPSET if opset is None else opset
-    plan_export(model, engine, max_batch, opset)  # bad input fails here, before torch is imported
-
-    from dcgan_rt.export.exporter import export_model
+    from dcgan_rt.api import export as export_model  # checks the arguments before importing torch
 
     def log(msg: str) -> None:
         console.print(msg, style="dim", markup=False, highlight=False)
 
     try:
-        report = export_model(model, out=out, fp16=fp16, uint8=uint8, engine=engine, max_batch=max_batch,
-                              opset=opset, log=log)
+        report = export_model(model, out, fp16=fp16, uint8=uint8, engine=engine, max_batch=max_batch, opset=opset,
+                              log=log)
     except NumericalError as exc:
         if getattr(exc, "results", None):
             console.print(parity_table(exc.results, f"parity vs PyTorch fp32 (latent seed {exc.seed})"))

@@ -117,12 +117,11 @@ def generate(
         show_default="fp32, or what an exported file holds")] = None,
 ) -> None:
     """Generate N images: reproducible (image i depends only on the model, seed and i) and resumable."""
-    from dcgan_rt.pipeline import GenerateRequest, generate as run_generate
+    from dcgan_rt.api import generate as run_generate
 
-    request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start, batch_size=batch_size,
-                              backend=backend, format=format, shard=shard, overwrite=overwrite,
-                              save_latents=save_latents, gpu=gpu, precision=precision)
-    result = run_generate(request, make_reporter(is_tty()))
+    result = run_generate(model, n, out, seed=seed, start=start, batch_size=batch_size, backend=backend,
+                          format=format, shard=shard, overwrite=overwrite, save_latents=save_latents, gpu=gpu,
+                          precision=precision, reporter=make_reporter(is_tty()))
     if result.generated:
         parts = [f"done: {result.generated:,} images in {result.seconds:.1f} s "
                  f"({result.images_per_second:,.0f} images/s), {_human_bytes(result.bytes_written)} written"]

@@ -24,10 +24,10 @@ def import_model(
                                               "(e.g. celeba).")] = "unknown",
 ) -> None:
     """Import a generator trained by pytorch/examples' dcgan/main.py (sizes read from its tensors)."""
+    from dcgan_rt.api import import_generator
     from dcgan_rt.model_card import ModelCard
-    from dcgan_rt.train.pytorch_examples import import_checkpoint
 
-    weights = import_checkpoint(checkpoint, out, dataset=dataset)
+    weights = import_generator(checkpoint, out, dataset=dataset)
 
     cfg = ModelCard.load(weights.with_suffix(".json")).model_config
     console.print(f"imported {checkpoint.name}: nz={cfg.z_dim}, ngf={cfg.g_width}, nc={cfg.img_channels}, "

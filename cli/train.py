@@ -15,8 +15,7 @@ import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
 from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG
-from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source, source_defaults
-from dcgan_rt.train.rundir import check_out_dir
+from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions
 
 D = TrainOptions()
 
@@ -65,8 +64,10 @@ def train(
     eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits, memorization; auto: digits,memorization for MNIST runs (cheap), fid,kid,memorization otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
+    from dcgan_rt import api
+
     given = {
-        "data": data, "data_root": str(data_root) if data_root else None, "crop": crop, "out": str(out) if out else None,
+        "data_root": str(data_root) if data_root else None, "crop": crop,
         "epochs": epochs, "steps": steps, "kimg": kimg, "img_resolution": img_resolution, "img_channels": img_channels,
         "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
         "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,
@@ -74,30 +75,14 @@ def train(
         "augment": augment, "ada_kimg": ada_kimg, "snapshot_kimg": snapshot_kimg,
         "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
     }
-    if resume is not None:
-        if not resume.is_dir():
-            from dcgan_rt.errors import DcganRtError
-
-            raise DcganRtError(f"--resume {resume}: run directory not found (pass one that dcgan-rt train made, "
-                               "e.g. runs/latest)")
-    else:
-        # A built-in source trains at its own size unless told otherwise (orl: 64 px gray).
-        size = source_defaults(data or D.data)
-        if size is not None:
-            given["img_resolution"] = img_resolution or size[0]
-            given["img_channels"] = img_channels or size[1]
+    if resume is None:
         # Bad options fail here, before torch is imported: an instant, one-line answer.
-        opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
-        check_data_source(opts.data)
-        check_out_dir(opts.out)
+        api.train_options(data, out=out, **given)
 
     from dcgan_rt.train.distributed import world_from_env
-    from dcgan_rt.train.loop import TrainingInterrupted, resume_options, train_run
+    from dcgan_rt.train.loop import TrainingInterrupted
 
     main = world_from_env().is_main  # under torchrun only rank 0 reports
-
-    if resume is not None:
-        opts = resume_options(resume, {k: v for k, v in given.items() if k not in ("out",)})
 
     progress = (TtyProgress() if is_tty() else PlainProgress()) if main else _Base()
     callbacks = [progress]
@@ -108,12 +93,14 @@ def train(
     if eval_every and main:  # one process scores and keeps best/
         from dcgan_rt.train.eval_hook import EvalCallback
 
+        opts = api.train_options(data, out=out, resume=resume, **given)
         callbacks.append(EvalCallback(eval_every, eval_n, eval_metrics, data=opts.data,
                                       log=lambda text: console.print(text, highlight=False, soft_wrap=True)))
     start = time.perf_counter()
     try:
         with progress:
-            state = train_run(opts, resume=resume, callbacks=callbacks, on_run_dir=progress.announce)
+            result = api.train(data, out=out, resume=resume, callbacks=callbacks, on_run_dir=progress.announce,
+                               **given)
     except TrainingInterrupted as exc:
         if main:
             err_console.print(f"[yellow]{exc}[/]", highlight=False, soft_wrap=True)
@@ -121,9 +108,9 @@ def train(
     if not main:
         return
     minutes = (time.perf_counter() - start) / 60
-    console.print(f"done: {state.step} steps ({state.cur_nimg:,} images) in {minutes:.1f} min; "
-                  f"generator: {state.run_dir / 'generator.safetensors'}", highlight=False, soft_wrap=True)
-    console.print(str(state.run_dir), highlight=False, soft_wrap=True)
+    console.print(f"done: {result.steps} steps ({result.images:,} images) in {minutes:.1f} min; "
+                  f"generator: {result.generator}", highlight=False, soft_wrap=True)
+    console.print(str(result.run_dir), highlight=False, soft_wrap=True)
 
 
 def _fmt_eta(seconds: float) -> str:

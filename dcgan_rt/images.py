@@ -48,31 +48,32 @@ def to_pil(image: np.ndarray) -> Image.Image:
 
 
 def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL,
-                text: Sequence[bytes] | None = None) -> list[bytes]:
+                text: Sequence[bytes] | None = None, common_text: bytes = b"") -> list[bytes]:
     """PNG bytes of each uint8 (N, H, W, C) image, C = 1 (grayscale) or 3 (RGB), 8 bits.
 
     A minimal PNG writer (IHDR, one IDAT, IEND; every row filter type 0), vectorised
     over the batch; zlib releases the GIL while it deflates, so writer threads overlap.
-    `text`: ready-made ancillary chunks per image (dcgan_rt.provenance.PngText), placed
-    before the image data.
+    Ready-made ancillary chunks (dcgan_rt.provenance.PngText) go before the image data:
+    `common_text` in every image, then `text[k]` in image k.
     """
     if images.ndim != 4 or images.shape[3] not in (1, 3) or images.dtype != np.uint8:
         raise UsageError(f"expected uint8 (N, H, W, 1|3) images, got {images.dtype} {images.shape}")
     n, h, w, c = images.shape
     header = _PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0))
+    header += common_text
     end = _chunk(b"IEND", b"")
     raw = np.zeros((n, h, 1 + w * c), dtype=np.uint8)  # column 0: the row's filter type (0, None)
     raw[:, :, 1:] = images.reshape(n, h, w * c)
     text = [b""] * n if text is None else text
-    return [header + text[k] + _chunk(b"IDAT", zlib.compress(raw[k].tobytes(), compress_level)) + end
+    return [b"".join((header, text[k], _chunk(b"IDAT", zlib.compress(raw[k].tobytes(), compress_level)), end))
             for k in range(n)]
 
 
-def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, text: bytes | None = None) -> bytes:
+def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, text: bytes = b"") -> bytes:
     """PNG bytes of one uint8 (H, W, C) image (with `text`: these ancillary chunks)."""
     if image.ndim != 3:
         raise UsageError(f"expected a uint8 (H, W, 1|3) image, got {image.dtype} {image.shape}")
-    return encode_pngs(image[None], compress_level, None if text is None else [text])[0]
+    return encode_pngs(image[None], compress_level, common_text=text)[0]
 
 
 def make_grid(images: np.ndarray, cols: int, pad: int = 2, pad_value: int = 0) -> np.ndarray:

@@ -75,7 +75,7 @@ class Job:
     @property
     def provenance(self) -> Provenance:
         """What every image of the job says about itself (PNG text chunks, the manifest)."""
-        return Provenance(model_sha256=self.model_sha256, weights_sha256=self.weights_sha256, seed=self.seed)
+        return Provenance(model_sha256=self.weights_sha256, seed=self.seed)
 
     def to_manifest(self) -> dict[str, Any]:
         h, w, c = self.image_shape

@@ -568,5 +568,5 @@ def _complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, 
         writer.finalize(job.start, job.end)
         first = np.arange(job.start, min(job.start + PREVIEW_IMAGES, job.end))
         grid = make_grid(writer.read(first), PREVIEW_COLUMNS)
-        write_bytes(out / PREVIEW_NAME, encode_png(grid, text=writer.png_text.constant if writer.png_text else None))
+        write_bytes(out / PREVIEW_NAME, encode_png(grid, text=writer.png_text.constant if writer.png_text else b""))
     return True

@@ -4,21 +4,23 @@ Core tier (standard library). A data set of generated faces must never pass for 
 photos, so every PNG `generate` writes (files and the PNGs inside tar shards) carries
 text chunks, and manifest.json (all formats; npy shards hold bare arrays) says the same:
 
-    Software                 dcgan-rt 0.1.0
-    Description              Synthetic image made by a generative model (dcgan-rt); not a photograph.
-    dcgan_rt.synthetic       true
-    dcgan_rt.model_sha256    sha256 of the MODEL file the job was given (manifest model.sha256)
-    dcgan_rt.weights_sha256  sha256 of the weights it came from (manifest model.weights_sha256)
-    dcgan_rt.seed            S
-    dcgan_rt.index           i          (per image)
-    dcgan_rt.label           the label  (per image, conditional models only)
-    XML:com.adobe.xmp        an XMP packet with IPTC's DigitalSourceType
-                             "trainedAlgorithmicMedia", the field photo tools and
-                             platforms read to label AI-generated images
+    Software               dcgan-rt 0.1.0
+    Description            Synthetic image made by dcgan-rt (a GAN); not a photograph.
+    dcgan_rt.synthetic     true
+    dcgan_rt.model_sha256  sha256 of the generator's weights (manifest model.weights_sha256:
+                           generator.safetensors, or the weights an .onnx/.engine was exported
+                           from), so every backend of one model writes the same bytes
+    dcgan_rt.seed          S
+    dcgan_rt.index         i          (per image)
+    dcgan_rt.label         the label  (per image, conditional models only)
+    XML:com.adobe.xmp      XMP with IPTC's DigitalSourceType "trainedAlgorithmicMedia", the
+                           field photo tools and platforms read to label AI-generated images
+                           (a compressed iTXt chunk)
 
 Encoding PNGs is what bounds `generate`, so the chunks that are the same for every
-image of a job are built once (`PngText`); per image only the index (and label)
-chunk is packed: a few hundred nanoseconds against tens of microseconds of deflate.
+image of a job are built once (`PngText.constant`, 540 bytes) and written right after
+the header; per image only the index (and label) chunk is packed. Measured with
+benchmarks/bench_png_provenance.py (docs/generate.md).
 """
 
 from __future__ import annotations
@@ -30,17 +32,15 @@ from typing import Any, Sequence
 
 from dcgan_rt import __version__
 
-SYNTHETIC_NOTE = "Synthetic image made by a generative model (dcgan-rt); not a photograph."
+SYNTHETIC_NOTE = "Synthetic image made by dcgan-rt (a GAN); not a photograph."
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 XMP_KEYWORD = "XML:com.adobe.xmp"
+_INDEX_HEAD = b"tEXtdcgan_rt.index\x00"  # chunk type + keyword: the CRC of this part is computed once
+_INDEX_CRC = zlib.crc32(_INDEX_HEAD)
 _XMP = (
-    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
     '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
-    'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-    f'Iptc4xmpExt:DigitalSourceType="{DIGITAL_SOURCE_TYPE}" xmp:CreatorTool="dcgan-rt {{version}}">'
-    f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{SYNTHETIC_NOTE}</rdf:li></rdf:Alt></dc:description>'
-    '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="r"?>'
+    f'Iptc4xmpExt:DigitalSourceType="{DIGITAL_SOURCE_TYPE}"/></rdf:RDF></x:xmpmeta>'
 )
 
 
@@ -58,9 +58,12 @@ def text_chunk(keyword: str, text: str) -> bytes:
         return itxt_chunk(keyword, text)
 
 
-def itxt_chunk(keyword: str, text: str) -> bytes:
-    """An uncompressed iTXt chunk (UTF-8 text, no language tag)."""
-    return png_chunk(b"iTXt", keyword.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8"))
+def itxt_chunk(keyword: str, text: str, compress: bool = False) -> bytes:
+    """An iTXt chunk (UTF-8 text, no language tag), zlib-compressed if asked."""
+    data = text.encode("utf-8")
+    flag = b"\x01\x00" if compress else b"\x00\x00"
+    return png_chunk(b"iTXt", keyword.encode("latin-1") + b"\x00" + flag + b"\x00\x00"
+                     + (zlib.compress(data, 9) if compress else data))
 
 
 def label_text(label: Any) -> str:
@@ -74,8 +77,7 @@ def label_text(label: Any) -> str:
 class Provenance:
     """What every image of one generate job says about itself."""
 
-    model_sha256: str
-    weights_sha256: str
+    model_sha256: str  # of the weights (see the module docstring)
     seed: int
     tool_version: str = __version__
 
@@ -86,7 +88,6 @@ class Provenance:
             "Description": SYNTHETIC_NOTE,
             "dcgan_rt.synthetic": "true",
             "dcgan_rt.model_sha256": self.model_sha256,
-            "dcgan_rt.weights_sha256": self.weights_sha256,
             "dcgan_rt.seed": str(self.seed),
         }
 
@@ -104,11 +105,14 @@ class PngText:
     def __init__(self, provenance: Provenance):
         self.provenance = provenance
         self.constant = b"".join(text_chunk(k, v) for k, v in provenance.text().items()) + itxt_chunk(
-            XMP_KEYWORD, _XMP.format(version=provenance.tool_version))
+            XMP_KEYWORD, _XMP, compress=True)
 
     def chunks(self, index: int, label: Any = None) -> bytes:
-        """Chunk bytes for image `index` (and its label, when the model is conditional)."""
-        out = self.constant + text_chunk("dcgan_rt.index", str(int(index)))
+        """The per-image chunks of image `index` (and its label, when the model is conditional);
+        `constant` goes before them."""
+        digits = b"%d" % index
+        out = b"".join((struct.pack(">I", len(_INDEX_HEAD) - 4 + len(digits)), _INDEX_HEAD, digits,
+                        struct.pack(">I", zlib.crc32(digits, _INDEX_CRC))))
         if label is not None:
             out += text_chunk("dcgan_rt.label", label_text(label))
         return out

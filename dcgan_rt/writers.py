@@ -110,7 +110,9 @@ class Writer:
 
     def encode(self, indices, images: np.ndarray) -> list[bytes]:
         """PNG bytes of a batch, each with its provenance chunks."""
-        return encode_pngs(images, text=None if self.png_text is None else self.png_text.for_batch(indices))
+        if self.png_text is None:
+            return encode_pngs(images)
+        return encode_pngs(images, text=self.png_text.for_batch(indices), common_text=self.png_text.constant)
 
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
         """Index ranges in [start, end) whose files are missing (or, with verify, damaged)."""

@@ -25,8 +25,7 @@ def _says_synthetic(info: dict, manifest: dict, index: int) -> None:
     assert info["dcgan_rt.synthetic"] == "true"
     assert "synthetic" in info["Description"].lower() and "not a photograph" in info["Description"]
     assert info["Software"] == f"dcgan-rt {manifest['tool_version']}"
-    assert info["dcgan_rt.model_sha256"] == manifest["model"]["sha256"]
-    assert info["dcgan_rt.weights_sha256"] == manifest["model"]["weights_sha256"]
+    assert info["dcgan_rt.model_sha256"] == manifest["model"]["weights_sha256"]
     assert info["dcgan_rt.seed"] == str(manifest["seed"])
     assert info["dcgan_rt.index"] == str(index)
     assert DIGITAL_SOURCE_TYPE in info["XML:com.adobe.xmp"]
@@ -62,13 +61,14 @@ def test_npy_manifest_says_synthetic(tiny_onnx, tmp_path):
 
 def test_labels_and_pixels_read_back():
     """A class label and an attribute vector travel per image; the pixels are untouched."""
-    text = PngText(Provenance(model_sha256="a" * 64, weights_sha256="b" * 64, seed=3))
+    text = PngText(Provenance(model_sha256="a" * 64, seed=3))
     images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
     labels = [7, np.array([0, 1, 1]), None]
-    pngs = encode_pngs(images, text=[text.chunks(i, lab) for i, lab in zip((4, 5, 6), labels)])
+    pngs = encode_pngs(images, text=text.for_batch((4, 5, 6), labels), common_text=text.constant)
     infos = [_text(p) for p in pngs]
     assert infos[0]["dcgan_rt.label"] == "7" and infos[1]["dcgan_rt.label"] == "0,1,1"
     assert "dcgan_rt.label" not in infos[2] and infos[2]["dcgan_rt.index"] == "6"
+    assert all(info["dcgan_rt.model_sha256"] == "a" * 64 and info["dcgan_rt.seed"] == "3" for info in infos)
     for png, image in zip(pngs, images):
         with Image.open(io.BytesIO(png)) as im:
             assert np.array_equal(np.asarray(im), image)
