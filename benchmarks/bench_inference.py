@@ -260,7 +260,7 @@ def gpu(paths: dict[str, Path], out: Path, batch_sizes: list[int]) -> None:
     from dcgan_rt.cli.bench import print_report
     from dcgan_rt.export.exporter import export_model
 
-    export_model(paths["run"], fp16=True, uint8=True, engine=True, log=print)
+    export_model(paths["run"], options={"fp16", "uint8"}, engine=True, log=print)
     report = run_bench(paths["run"], ["tensorrt", "onnxruntime-cuda", "onnxruntime-tensorrt", "torch"],
                        batch_sizes, formats=("png", "npy"), generate_images=20_000, progress=print)
     out.write_text(json.dumps(report, indent=2, sort_keys=True))

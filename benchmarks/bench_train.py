@@ -1,6 +1,13 @@
 """Training throughput: dcgan-rt's training step against a plain pytorch/examples-style loop.
 
 Run: python benchmarks/bench_train.py [--steps 40] [--repeats 3] [--threads N]
+     python benchmarks/bench_train.py --to-bar [--seeds 0,1] [--eval-kimg 16]
+
+`--to-bar` measures time to quality instead (time_to_bar.py): today's digit defaults and
+the previous ones (OLD_DIGIT_RECIPE) trained one after the other in this process, each
+scored every --eval-kimg thousand images, and reports when each first met the bar
+(>= 90 % recognised, every digit >= 5 %), its score and speckle at the end, and the
+whole run's wall time. The throughput comparison below is the default mode.
 
 Both sides train the same networks (dcgan_rt.train.networks at the same widths, batch
 and resolution) on the same mnist-5k digits on the CPU, and do the same arithmetic
@@ -156,9 +163,22 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline (main.py: 2)")
+    ap.add_argument("--to-bar", action="store_true", help="time to the digit quality bar: old vs new defaults")
+    ap.add_argument("--seeds", default="0", help="--to-bar: training seeds, comma-separated")
+    ap.add_argument("--eval-kimg", type=float, default=16.0, help="--to-bar: thousands of images between scores")
+    ap.add_argument("--recipes", default="old,new",
+                    help="--to-bar: which to train, comma-separated: old, new, or KEY=VALUE+KEY=VALUE overrides of new")
+    ap.add_argument("--old-full", action="store_true",
+                    help="--to-bar: train the old recipe its whole length (default: stop once it meets the bar)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.to_bar:
+        from time_to_bar import compare_to_bar
+
+        compare_to_bar([int(s) for s in args.seeds.split(",")], args.recipes.split(","), args.eval_kimg,
+                       args.old_full)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     default = TrainOptions()
     same = default.replace(r1_gamma=0.0, code_dim=0)  # the baseline's arithmetic: no R1 penalty, no code

@@ -191,6 +191,7 @@ def parity(ctx, seconds) -> dict:
     from dcgan_rt.backends.torch import build_torch_backend
     from dcgan_rt.export.parity import BOUNDS, errors, reference_images
     from dcgan_rt.latents import latent_range
+    from dcgan_rt.onnx_card import FLOAT_NCHW
     from dcgan_rt.train.release import load_generator
 
     run = _default_model(ctx)
@@ -202,12 +203,12 @@ def parity(ctx, seconds) -> dict:
     if not ctx.cpu:
         with torch.no_grad():
             plain = g.to("cuda")(torch.from_numpy(z).cuda()).cpu().numpy()
-        rows["plain generator, fp32 (TF32 off)"] = (errors("float32-nchw", plain, reference), BOUNDS[("fp32", "float32-nchw")])
+        rows["plain generator, fp32 (TF32 off)"] = (errors(FLOAT_NCHW, plain, reference), BOUNDS[("fp32", FLOAT_NCHW)])
     for precision in ("fp32",) if ctx.cpu else ("fp32", "fp16"):
         with build_torch_backend(run, uint8=False, precision=precision) as backend:
             got = backend(z)
-            rows[f"torch backend ({backend.device}), {precision}"] = (errors("float32-nchw", got, reference),
-                                                                      BOUNDS[(precision, "float32-nchw")])
+            rows[f"torch backend ({backend.device}), {precision}"] = (errors(FLOAT_NCHW, got, reference),
+                                                                      BOUNDS[(precision, FLOAT_NCHW)])
     result = {"images": len(z), "rows": {}}
     for label, ((max_abs, mean_abs), bound) in rows.items():
         ok = max_abs <= bound.max_abs and (bound.mean_abs is None or mean_abs <= bound.mean_abs)

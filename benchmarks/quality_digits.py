@@ -11,7 +11,9 @@ The measure (dcgan_rt.train.digits): 1,000 generated digits are classified by a 
 CNN trained on the real mnist-5k digits; a digit counts as recognised when the
 classifier calls it one of 0-9 with probability >= 0.9 (it has an extra "not a
 digit" output for malformed strokes). The target: >= 90 % recognised and every
-digit >= 5 % of the recognised ones (real held-out digits: about 94 %).
+digit >= 5 % of the recognised ones (real held-out digits: about 94 %). Beside it, the
+speckle of the same images (dcgan_rt.train.speckle: the share of background pixels,
+more than 2 pixels from any stroke, brighter than 0.05 of white), and the real digits'.
 
 `default` scores the exported generator.safetensors (the EMA generator) of the run,
 on the latents z(0, 0..999) that `dcgan-rt generate -n 1000` would use. `plain` trains
@@ -43,13 +45,22 @@ def _latents(n: int, z_dim: int) -> torch.Tensor:
 
 
 def score_model(model: str | Path, n: int = 1000):
+    """(digit score, speckle, card) of a model's images z(0, 0..n-1)."""
     from dcgan_rt.train.digits import score_digits
     from dcgan_rt.train.release import load_generator
+    from dcgan_rt.train.speckle import speckle_score
 
     g, card = load_generator(model)
     with torch.no_grad():
         images = g(_latents(n, card.model_config.z_dim))
-    return score_digits(images), card
+    return score_digits(images), speckle_score(images), card
+
+
+def real_speckle():
+    from dcgan_rt.train.data import load_dataset, to_float
+    from dcgan_rt.train.speckle import speckle_score
+
+    return speckle_score(to_float(load_dataset("mnist-5k", 32, 1).images))
 
 
 def run_default(out: Path, extra: list[str]) -> None:
@@ -62,10 +73,11 @@ def run_default(out: Path, extra: list[str]) -> None:
     cpu1 = os.times()
     wall = time.perf_counter() - t
     cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
-    score, card = score_model(out / "latest")
+    score, speck, card = score_model(out / "latest")
     print(f"default dcgan-rt train: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min, "
           f"{card.training_step} steps, weights {card.weights}")
     print(f"  {score}")
+    print(f"  {speck} (real digits: {real_speckle()})")
     print(f"  target (>= 90 % recognised, every digit >= 5 %): {'met' if score.passes() else 'NOT met'}")
 
 
@@ -118,8 +130,9 @@ def main() -> None:
     elif args.what == "plain":
         run_plain(args.minutes, args.cpu)
     else:
-        score, card = score_model(args.model)
+        score, speck, card = score_model(args.model)
         print(f"{args.model} ({card.weights} weights, step {card.training_step}): {score}")
+        print(f"  {speck} (real digits: {real_speckle()})")
 
 
 if __name__ == "__main__":

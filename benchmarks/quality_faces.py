@@ -56,7 +56,7 @@ def run_curve(out: Path, marks: list[float], options: dict, num_images: int = 40
     import torch
 
     from dcgan_rt.latents import latent_range
-    from dcgan_rt.train.data import to_uint8
+    from dcgan_rt.pixels import to_uint8_tensor
     from dcgan_rt.train.loop import Callback, train_run
     from dcgan_rt.train.options import TrainOptions
 
@@ -84,7 +84,7 @@ def run_curve(out: Path, marks: list[float], options: dict, num_images: int = 40
                 device = next(g.parameters()).device
                 with torch.no_grad():
                     z = torch.from_numpy(latent_range(0, 0, num_images, state.opts.z_dim)).to(device)
-                    kept[name] = to_uint8(torch.cat([g(b).float() for b in z.split(100)])).cpu().numpy()
+                    kept[name] = to_uint8_tensor(torch.cat([g(b).float() for b in z.split(100)])).cpu().numpy()
                 g.train(was_training)
                 timeline[name] = {"kimg": state.cur_nimg / 1000, "step": state.step,
                                   "seconds": round(time.perf_counter() - self.t0, 1)}

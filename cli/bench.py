@@ -65,6 +65,8 @@ def bench(
 
 
 def print_report(report: dict) -> None:
+    from dcgan_rt.onnx_card import UINT8_NHWC
+
     m, machine, ceiling = report["model"], report["machine"], report["ceiling"]
     cpu = ceiling["cpu"]
     gpu_name = (machine.get("gpu") or {}).get("name")
@@ -75,6 +77,11 @@ def print_report(report: dict) -> None:
                   f"({m['flops_method']})", highlight=False)
     console.print(f"[bold]ceiling[/]: {cpu['flops_per_s'] / 1e9:.1f} GFLOP/s ({cpu['source']}) = "
                   f"[bold]{cpu['images_per_s']:.0f} images/s[/] on the CPU", highlight=False)
+    if "cpu_int8" in ceiling:
+        int8 = ceiling["cpu_int8"]
+        console.print(f"[bold]int8 GEMM[/]: {int8['ops_per_s'] / 1e9:.1f} GOP/s ({int8['source']}) = "
+                      f"{int8['images_per_s']:.0f} images/s, {int8['ops_per_s'] / cpu['flops_per_s']:.2f}x the fp32 "
+                      "ceiling", highlight=False)
     if "gpu" in ceiling:
         gpu = ceiling["gpu"]
         rates = ", ".join(f"{p} {r / 1e12:.1f} TFLOP/s = {gpu['images_per_s'][p]:.0f} images/s"
@@ -82,17 +89,19 @@ def print_report(report: dict) -> None:
         console.print(f"[bold]GPU ceiling[/]: {rates} ({gpu['source']})", highlight=False)
     best = {(r["backend"], r["model"], r["batch_size"]) for r in report["best"]}
     table = Table(title="model-only (median of timed calls)", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("backend", "model", "precision", "batch", "images/s", "p50 ms", "p99 ms", "ceiling"):
+    for col in ("backend", "model", "precision", "batch", "images/s", "p50 ms", "p99 ms",
+                "ceiling" if "cpu_int8" not in ceiling else "ceiling / int8 GEMM (i8)"):
         table.add_column(col, justify="left" if col in ("backend", "model", "precision") else "right", no_wrap=True)
     for r in report["results"]:
         star = (r["backend"], r["model"], r["batch_size"]) in best
         rate = f"{r['images_per_s']:,.0f}"
         if "pipelined_images_per_s" in r:
             rate += f" ({r['pipelined_images_per_s']:,.0f} pipelined)"
-        precision = r["precision"] + (" -> uint8" if r["output"] == "uint8-nhwc" else "")
+        precision = r["precision"] + (" -> uint8" if r["output"] == UINT8_NHWC else "")
         table.add_row(r["backend"], r["model"], precision, str(r["batch_size"]),
                       f"[bold]{rate}[/]" if star else rate, f"{r['latency_ms']['p50']:.2f}",
-                      f"{r['latency_ms']['p99']:.2f}", f"{r['ceiling_share']:.0%}")
+                      f"{r['latency_ms']['p99']:.2f}", f"{r['ceiling_share']:.0%}"
+                      + (f" / {r['int8_gemm_share']:.0%} i8" if "int8_gemm_share" in r else ""))
     console.print(table)
     if report["generate"]:
         gen = Table(title="end-to-end dcgan-rt generate", title_justify="left", box=box.SIMPLE_HEAD)

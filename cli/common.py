@@ -63,3 +63,12 @@ def handle_errors(fn: F) -> F:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def human_bytes(n: float) -> str:
+    """The one way sizes are shown: binary units (1 KiB = 1024 B), as `ls -h` and `du -h` count."""
+    units = ("B", "KiB", "MiB", "GiB")
+    k = 0
+    while n >= 1024 and k < len(units) - 1:
+        n, k = n / 1024, k + 1
+    return f"{n:,.0f} B" if k == 0 else f"{n:,.1f} {units[k]}"

@@ -121,6 +121,9 @@ def evaluate(
 ) -> None:
     """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline),
     digit scores for MNIST."""
+    from dcgan_rt.extras import require_train
+
+    require_train("dcgan-rt evaluate")
     from dcgan_rt.api import evaluate as evaluate_model
 
     def log(msg: str) -> None:

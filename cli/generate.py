@@ -13,17 +13,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from dcgan_rt.cli.common import console, handle_errors, is_tty
+from dcgan_rt.cli.common import console, handle_errors, human_bytes, is_tty
 
 _PLAIN_EVERY_SECONDS = 5.0
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} TB"
 
 
 def _eta(seconds: float) -> str:
@@ -124,7 +116,7 @@ def generate(
                           precision=precision, reporter=make_reporter(is_tty()))
     if result.generated:
         parts = [f"done: {result.generated:,} images in {result.seconds:.1f} s "
-                 f"({result.images_per_second:,.0f} images/s), {_human_bytes(result.bytes_written)} written"]
+                 f"({result.images_per_second:,.0f} images/s), {human_bytes(result.bytes_written)} written"]
     else:
         parts = ["done: nothing new to make"]
     if result.skipped:

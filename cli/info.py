@@ -48,6 +48,8 @@ def info_table(info: dict) -> Table:
     section("I/O", io_rows)
     section("precision", {"computes in": info["precision"],
                           **({"parameters": f"{info['parameters']:,}"} if "parameters" in info else {})})
+    if info.get("calibration"):  # int8: how the quantization scales were found
+        section("calibration", info["calibration"])
     section("provenance", info["provenance"])
     if info.get("export"):
         section("export", info["export"])

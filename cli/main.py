@@ -14,6 +14,7 @@ import typer
 from dcgan_rt import __version__
 from dcgan_rt.cli import (
     bench,
+    cache,
     doctor,
     evaluate,
     export,
@@ -63,6 +64,7 @@ app.command(name="bench")(bench.bench)
 app.command(name="evaluate")(evaluate.evaluate)
 app.command(name="info")(info.info)
 app.command(name="doctor")(doctor.doctor)
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

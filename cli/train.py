@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
-from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG
+from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG, SMALL_RES_KIMG
 from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions
 
 D = TrainOptions()
@@ -32,7 +32,7 @@ def train(
     data_root: Annotated[Optional[Path], _opt("--data-root", help="Where mnist/celeba files are (or get downloaded to).", default="~/.cache/dcgan-rt/datasets")] = None,
     crop: Annotated[Optional[int], _opt("--crop", help="Centred square cut from each image before resizing, in pixels (0: the largest).", default="108 for celeba, else 0")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
-    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"{DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand images")] = None,
+    epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"below 64 px {SMALL_RES_KIMG:g} thousand images; else {DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand")] = None,
     steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.", default="none: --epochs decides")] = None,
     kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.", default="none: --epochs decides")] = None,
     img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=f"{D.img_resolution}; orl, celeba: 64")] = None,
@@ -46,7 +46,7 @@ def train(
     beta1: Annotated[Optional[float], _opt("--beta1", help="Adam beta1.", default=D.beta1)] = None,
     beta2: Annotated[Optional[float], _opt("--beta2", help="Adam beta2.", default=D.beta2)] = None,
     label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="One-sided: D's target for real images is 1 minus this.", default=D.label_smoothing)] = None,
-    code_dim: Annotated[Optional[int], _opt("--code-dim", help="InfoGAN categorical code: the first N entries of z pick one of N kinds of image (0: plain DCGAN).", default=D.code_dim)] = None,
+    code_dim: Annotated[Optional[int], _opt("--code-dim", help="InfoGAN categorical code: the first N entries of z pick one of N kinds of image (0: plain DCGAN).", default=f"{D.code_dim}; 0 with --conditional")] = None,
     info_lambda: Annotated[Optional[float], _opt("--info-lambda", help="Weight of the InfoGAN code loss.", default=D.info_lambda)] = None,
     r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=f"{D.r1_gamma}; 0.1 at 64 px and up")] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
@@ -57,6 +57,9 @@ def train(
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", default="on")] = None,
     sync_bn: Annotated[Optional[bool], _opt("--sync-bn/--no-sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over the global batch, not each rank's share (docs/distributed.md).", default="off")] = None,
     snapshot_kimg: Annotated[Optional[float], _opt("--snapshot-kimg", help="Sample grid, checkpoint and generator at the first epoch end after this many thousand images (0: every epoch).", default=D.snapshot_kimg)] = None,
+    conditional: Annotated[Optional[bool], _opt("--conditional/--no-conditional", help="Train on the data's labels: digit classes (mnist-5k, mnist), people (orl), class subfolders of a folder, or CelebA attributes with --attrs; generate then takes a label (docs/training.md).", default="off")] = None,
+    attrs: Annotated[Optional[str], _opt("--attrs", help="With --conditional on celeba: the attributes to condition on, e.g. Smiling,Male,Eyeglasses.", default="none")] = None,
+    cond_d: Annotated[Optional[str], _opt("--cond-d", help="How D reads the label: projection (Miyato & Koyama 2018) or acgan (auxiliary classifier).", default=D.cond_d)] = None,
     resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.", default="none: a new run")] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
     eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
@@ -64,17 +67,14 @@ def train(
     eval_metrics: Annotated[str, _opt("--eval-metrics", help="Comma list of fid, kid, digits, memorization; auto: digits,memorization for MNIST runs (cheap), fid,kid,memorization otherwise.", default="auto")] = "auto",
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
+    # The parameters named like TrainOptions' fields are its options (None: not given).
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()
+             if k in TrainOptions.names() and k not in ("data", "out")}
+    from dcgan_rt.extras import require_train
+
+    require_train("dcgan-rt train")
     from dcgan_rt import api
 
-    given = {
-        "data_root": str(data_root) if data_root else None, "crop": crop,
-        "epochs": epochs, "steps": steps, "kimg": kimg, "img_resolution": img_resolution, "img_channels": img_channels,
-        "batch_size": batch_size, "z_dim": z_dim, "g_width": g_width, "d_width": d_width, "lr_g": lr_g,
-        "lr_d": lr_d, "beta1": beta1, "beta2": beta2, "label_smoothing": label_smoothing, "code_dim": code_dim,
-        "info_lambda": info_lambda, "r1_gamma": r1_gamma, "r1_every": r1_every, "ema_kimg": ema_kimg,
-        "augment": augment, "ada_kimg": ada_kimg, "snapshot_kimg": snapshot_kimg,
-        "device": device, "amp": amp, "sync_bn": sync_bn, "seed": seed,
-    }
     if resume is None:
         # Bad options fail here, before torch is imported: an instant, one-line answer.
         api.train_options(data, out=out, **given)

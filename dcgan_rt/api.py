@@ -107,20 +107,21 @@ def import_generator(checkpoint: str | Path, out: str | Path, *, dataset: str = 
 
 
 def export(model: str | Path, out: str | Path | None = None, *, fp16: bool = False, uint8: bool = False,
-           engine: bool | None = None, max_batch: int | None = None, opset: int | None = None,
+           int8: bool = False, engine: bool | None = None, max_batch: int | None = None, opset: int | None = None,
            log: Callable[[str], None] | None = None) -> "ExportReport":
-    """Export a run directory or generator.safetensors to ONNX (fp32; fp16 and uint8 variants on
-    request) and, where TensorRT and a GPU exist (or engine=True), an engine; every file is
+    """Export a run directory or generator.safetensors to ONNX (fp32; fp16, uint8 and int8 variants
+    on request) and, where TensorRT and a GPU exist (or engine=True), an engine; every file is
     checked against PyTorch within DESIGN §5's bounds. Writes to MODEL's export/ folder or
     `out`. Returns the files written and the parity results; raises NumericalError (with
     `.results`) when a check fails. Arguments are checked before torch is imported."""
     from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
 
     opset = DEFAULT_OPSET if opset is None else opset
-    plan_export(model, engine, max_batch, opset)
+    options = frozenset(name for name, on in (("fp16", fp16), ("uint8", uint8), ("int8", int8)) if on)
+    plan_export(model, engine, max_batch, opset, options)
     from dcgan_rt.export.exporter import export_model
 
-    return export_model(model, out=None if out is None else Path(out), fp16=fp16, uint8=uint8, engine=engine,
+    return export_model(model, out=None if out is None else Path(out), options=options, engine=engine,
                         max_batch=max_batch, opset=opset, log=log or (lambda message: None))
 
 

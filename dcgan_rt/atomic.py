@@ -9,19 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Any, Iterator
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates files 0600; finished artifacts get the usual 0666 & ~umask.
-_FILE_MODE = 0o666 & ~_umask()
 
 
 def existing_ancestor(path: Path) -> Path:
@@ -33,16 +23,22 @@ def existing_ancestor(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside `path`; on clean exit it replaces `path`, on error it vanishes."""
+def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+    """The one temp-file-and-rename every writer uses: yields a temp path beside `path`
+    to write (also for libraries that insist on writing a path themselves: torch.save,
+    onnx.save); on clean exit it is fsynced (unless `fsync` is False) and renamed over
+    `path`, on error it vanishes. Files are created 0666 & ~umask, as open() makes them."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Unique per process and thread: writer threads never share a temp name.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fchmod(fh.fileno(), _FILE_MODE)
-            os.fsync(fh.fileno())
+        yield tmp
+        if fsync:  # reopened: a library may have replaced the file it was given
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -50,8 +46,17 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(path, "wb") as fh:
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO]:
+    """Open a temp file beside `path`; on clean exit it replaces `path`, on error it vanishes."""
+    with atomic_path(path, fsync) as tmp, open(tmp, mode) as fh:
+        yield fh
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:
+    """`fsync=False` for many small files (an fsync each would cost more than making them):
+    rename alone still means a killed process never leaves a partial file under `path`."""
+    with atomic_open(path, "wb", fsync) as fh:
         fh.write(data)
 
 
@@ -63,22 +68,3 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Sorted, indented JSON with a trailing newline, written atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """For libraries that insist on writing to a path themselves (torch.save, onnx.save):
-    yields a temp path beside `path`, renamed over it on clean exit."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fchmod(fh.fileno(), _FILE_MODE)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

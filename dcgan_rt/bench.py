@@ -15,12 +15,14 @@ Core tier: numpy at import; every runtime is imported by the backend that needs 
   share of it is images/s / ceiling images/s. Absolute times on shared machines are
   noisy; the ceiling is measured in the same run, before and after the sweep, and
   the faster of the two is used.
+- int8 models on the CPU are shown against that same fp32 ceiling (how much faster
+  than fp32 can ever be) and against ONNX Runtime's own u8s8 GEMM rate, measured
+  the same way (dcgan_rt.int8_gemm): the share of integer throughput they reach.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
 import platform
 import sys
@@ -33,12 +35,15 @@ from typing import Callable
 import numpy as np
 
 from dcgan_rt import __version__
+from dcgan_rt.backends.registry import BACKENDS, BuildOptions, backends_for, distribution
 from dcgan_rt.config import ModelConfig
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_path import ModelPath, resolve_model
+from dcgan_rt.onnx_card import FLOAT_NCHW
 
-BENCH_BACKENDS = ("onnxruntime", "openvino", "torch", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
+BENCH_BACKENDS = tuple(BACKENDS)  # every row of dcgan_rt.backends.registry
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64, 128)
 DEFAULT_FORMATS = ("png", "npy", "tar")
 FLOPS_METHOD = ("2 x multiply-adds of each ConvTranspose2d, counted from the model config: "
@@ -110,7 +115,7 @@ def matmul_ceiling(n: int = 2048, repeats: int = 3) -> dict:
         by_library["torch"] = 2 * n**3 / float(np.median(time_calls(lambda: torch.matmul(t, t, out=t_out), 1, repeats)))
     best = max(by_library, key=by_library.get)
     library = f"numpy ({_blas_name()})" if best == "numpy" else f"torch {torch.__version__}"
-    return {"flops_per_s": by_library[best], "source": f"{library} float32 matmul {n}x{n}, {_threads()} threads",
+    return {"flops_per_s": by_library[best], "source": f"{library} float32 matmul {n}x{n}, {usable_cores()} threads",
             "by_library": by_library}
 
 
@@ -153,7 +158,7 @@ def machine_info() -> dict:
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": _threads(),
+        "usable_cores": usable_cores(),
         "memory_gib": _memory_gib(),
         "gpu": gpu,
         "platform": platform.platform(),
@@ -188,7 +193,8 @@ def find_targets(model: str | Path, backends: list[str] | None = None,
     targets, skipped = [], []
     cfg = None
     for artifact in _artifacts(resolved):
-        for name in _backends_for(artifact):
+        for spec in backends_for(artifact.kind):
+            name = spec.name
             if name not in wanted:
                 continue
             try:
@@ -197,8 +203,8 @@ def find_targets(model: str | Path, backends: list[str] | None = None,
                 skipped.append({"backend": name, "path": str(artifact.path), "reason": str(exc)})
                 break
             cfg = cfg or meta["config"]
-            gpu_backend = name in ("onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
-            reason = _unavailable(name)
+            gpu_backend = spec.device == "gpu"
+            reason = spec.unavailable()
             if reason is None and meta["precision"] == "fp16" and not gpu_backend:
                 reason = "fp16 is a GPU precision; on the CPU it is emulated (bench it where there is a GPU)"
             if reason:
@@ -223,6 +229,8 @@ def run_bench(model: str | Path, backends: list[str] | None = None, batch_sizes=
     flops = generator_flops(cfg)
     progress("measuring the CPU's matrix-multiply rate")
     ceilings = [matmul_ceiling()]  # again after the sweep; the faster one counts
+    int8_cpu = any(t.precision == "int8" and t.device == "cpu" for t in targets)
+    int8_rates = [_int8_gemm_rate()] if int8_cpu else []
     gpu = gpu_matmul_ceiling() if any(t.device == "gpu" for t in targets) else None
     results = []
     for target in targets:
@@ -246,10 +254,17 @@ def run_bench(model: str | Path, backends: list[str] | None = None, batch_sizes=
     cpu = max(ceilings, key=lambda c: c["flops_per_s"])
     ceiling = {"cpu": {**cpu, "images_per_s": cpu["flops_per_s"] / flops,
                        "all_measurements": [c["flops_per_s"] for c in ceilings]}}
+    int8_rates = [r for r in [*int8_rates, _int8_gemm_rate() if int8_cpu else None] if r]
+    if int8_rates:  # int8 models are also held to the runtime's own integer GEMM rate
+        best = max(int8_rates, key=lambda r: r["ops_per_s"])
+        ceiling["cpu_int8"] = {**best, "images_per_s": best["ops_per_s"] / flops,
+                               "all_measurements": [r["ops_per_s"] for r in int8_rates]}
     if gpu:
         ceiling["gpu"] = {**gpu, "images_per_s": {k: v / flops for k, v in gpu["flops_per_s"].items()}}
     for row in results:
         row["ceiling_share"] = _share(row, ceiling)
+        if row["precision"] == "int8" and row["device"] == "cpu" and "cpu_int8" in ceiling:
+            row["int8_gemm_share"] = row["images_per_s"] / ceiling["cpu_int8"]["images_per_s"]
     generate = []
     for fmt in formats or ():
         progress(f"end-to-end generate, {fmt}")
@@ -312,6 +327,12 @@ def bench_generate(model: str | Path, fmt: str, n: int) -> dict:
             "images_per_s": result.images_per_second, "wall_s": wall, "bytes_written": result.bytes_written}
 
 
+def _int8_gemm_rate() -> dict | None:
+    from dcgan_rt.int8_gemm import onnxruntime_int8_gemm_rate
+
+    return onnxruntime_int8_gemm_rate()
+
+
 def _share(row: dict, ceiling: dict) -> float:
     if row["device"] == "gpu" and "gpu" in ceiling:
         rates = ceiling["gpu"]["images_per_s"]
@@ -351,14 +372,6 @@ def _artifacts(resolved: ModelPath) -> list[ModelPath]:
     return found
 
 
-def _backends_for(artifact: ModelPath) -> tuple[str, ...]:
-    if artifact.kind == "safetensors":
-        return ("torch",)
-    if artifact.kind == "onnx":
-        return ("onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-tensorrt")
-    return ("tensorrt",)
-
-
 def _describe(artifact: ModelPath) -> dict:
     """{"config", "precision", "output"} of an artifact, without running it."""
     if artifact.kind == "onnx":
@@ -376,89 +389,28 @@ def _describe(artifact: ModelPath) -> dict:
     from dcgan_rt.model_card import ModelCard
 
     card = ModelCard.load(artifact.card_path)
-    return {"config": card.model_config, "precision": "fp32", "output": "float32-nchw"}
-
-
-def _unavailable(name: str) -> str | None:
-    """Why this backend cannot run here, or None."""
-    if name in ("onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt"):
-        if not (_installed("onnxruntime") or _installed("onnxruntime-gpu")):
-            return "onnxruntime is not installed (pip install 'dcgan-rt[cpu]')"
-        if name == "onnxruntime":
-            return None
-        import onnxruntime
-
-        provider = "CUDAExecutionProvider" if name == "onnxruntime-cuda" else "TensorrtExecutionProvider"
-        if provider not in onnxruntime.get_available_providers():
-            return f"this onnxruntime has no {provider} (pip install 'dcgan-rt[gpu]' on a machine with a GPU)"
-        return None if _cuda_driver() else "no CUDA GPU on this machine"
-    if name == "openvino":
-        return None if _installed("openvino") else "openvino is not installed (pip install 'dcgan-rt[openvino]')"
-    if name == "torch":
-        return None if _installed("torch") else "torch is not installed"
-    if name == "tensorrt":
-        if not _installed("tensorrt"):
-            return "tensorrt is not installed (pip install 'dcgan-rt[gpu]')"
-        return None if _cuda_driver() else "no CUDA GPU on this machine"
-    return f"unknown backend {name}"
+    return {"config": card.model_config, "precision": "fp32", "output": FLOAT_NCHW}
 
 
 def _builder(name: str, path: Path, threads: int | None) -> Callable[[], object]:
-    def build():
-        if name in ("onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt"):
-            from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
-
-            providers = {"onnxruntime": "cpu", "onnxruntime-cuda": "cuda", "onnxruntime-tensorrt": "tensorrt"}[name]
-            return OnnxRuntimeBackend(path, providers=providers, threads=threads)
-        if name == "openvino":
-            from dcgan_rt.backends.openvino import OpenVinoBackend
-
-            return OpenVinoBackend(path, threads=threads)
-        if name == "torch":
-            from dcgan_rt.backends.torch import build_torch_backend
-
-            return build_torch_backend(path, threads=threads, uint8=False)
-        from dcgan_rt.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend(path)
-
-    return build
-
-
-def _installed(dist: str) -> str | None:
-    return _version(dist)
+    # torch returns floats here, as every other backend's float model does
+    return lambda: BACKENDS[name].build(path, BuildOptions(threads=threads, uint8=False))
 
 
 def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cuda_driver() -> bool:
-    try:
-        from dcgan_rt.gpu import find_gpu
-    except ImportError:
-        return False
-    return find_gpu(0)[0] is not None
+    return distribution(dist)
 
 
 def _cuda() -> bool:
-    if not _cuda_driver():
+    from dcgan_rt.backends.registry import cuda_driver
+
+    if not cuda_driver():
         return False
     try:
         import torch
     except ImportError:
         return False
     return torch.cuda.is_available()
-
-
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _cpu_model() -> str:

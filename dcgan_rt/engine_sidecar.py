@@ -27,7 +27,8 @@ from dcgan_rt.atomic import write_json
 from dcgan_rt.digest import sha256_bytes
 from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import PRECISIONS, io_contract, output_kind
+from dcgan_rt.onnx_card import io_contract, output_kind
+from dcgan_rt.variant_table import PRECISIONS
 
 FORMAT = "dcgan-rt/tensorrt-engine"
 SCHEMA_VERSION = 1
@@ -38,7 +39,7 @@ REBUILD = "rebuild with dcgan-rt export"
 class EngineSidecar:
     model_card: ModelCard
     io: dict
-    precision: str  # "fp32" or "fp16": what the ONNX it came from computes in
+    precision: str  # dcgan_rt.variant_table.PRECISIONS: what the ONNX it came from computes in
     tensorrt_version: str
     gpu_name: str
     compute_capability: str  # "major.minor"

@@ -40,11 +40,13 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return to_uint8_nhwc(x)
 
 
-def to_pil(image: np.ndarray) -> Image.Image:
-    """One uint8 (H, W, C) image, C = 1 or 3, as a Pillow image (mode L or RGB)."""
+def to_pil(image: np.ndarray, scale: int = 1) -> Image.Image:
+    """One uint8 (H, W, C) image, C = 1 or 3, as a Pillow image (mode L or RGB),
+    enlarged `scale` times with nearest-neighbour (pixels stay sharp squares)."""
     if image.ndim != 3 or image.shape[2] not in (1, 3) or image.dtype != np.uint8:
         raise UsageError(f"expected a uint8 (H, W, 1|3) image, got {image.dtype} {image.shape}")
-    return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+    im = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+    return im if scale == 1 else im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
 
 
 def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL,

@@ -57,7 +57,7 @@ class Job:
     model_kind: str
     model_sha256: str  # of the MODEL file given
     weights_sha256: str  # of the weights it was made from (== model_sha256 for safetensors)
-    precision: str  # "fp32" or "fp16": what the backend computes in
+    precision: str  # "fp32", "fp16" or "int8": what the backend computes in
     model_card: dict
     seed: int
     start: int

@@ -10,7 +10,10 @@ Schema version 2 (DESIGN §8) adds, all with defaults that describe a version-1 
   first, then `label` for a conditional model (int64 [N] class indices, or float32
   [N, A] 0/1 attribute vectors);
 - `labels`: None, or {"kind": "class" | "attributes", "names": [...], ...} naming the
-  classes or attributes (more keys, e.g. an attribute joint distribution, may follow);
+  classes (in class-index order) or attributes (in label-vector order); an attributes
+  card also has "joint": {"vectors": [[0, 1, ...], ...], "weights": [p, ...]}, the
+  distinct attribute vectors of the training data and their frequencies (summing to
+  1), which generation draws labels from;
 - `precision` ("fp32", "fp16", "int8") and `calibration` (None, or how an int8 file
   was calibrated) of the weights this card travels with;
 - `dataset` is the data set's name only (never a local path) and `dataset_digest` a
@@ -134,7 +137,7 @@ class ModelCard:
         except ArtifactError as exc:
             raise ArtifactError(f"{source}: {exc}; re-export the model or restore its original card") from None
         _check_v2_fields(data, config, source)
-        kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range", "schema_version")}
+        kwargs = {k: v for k, v in data.items() if k not in ("model_config", "value_range", "schema_version", "inputs")}
         return cls(model_config=config, value_range=(float(vr[0]), float(vr[1])), **kwargs)
 
     @classmethod
@@ -160,10 +163,39 @@ class ModelCard:
         return cls.from_json(text, str(path))
 
 
+JOINT_SUM_TOLERANCE = 1e-6
+
+
+def _check_joint(joint: Any, num_attrs: int, source: str, fix: str) -> None:
+    """An attribute card's joint distribution: distinct 0/1 vectors of num_attrs entries, each
+    with a positive weight, the weights summing to 1."""
+    if not isinstance(joint, dict) or set(joint) != {"vectors", "weights"}:
+        raise ArtifactError(f"{source}: attribute labels need 'joint' = {{'vectors': [...], 'weights': [...]}}, "
+                            f"got {joint!r}; {fix}")
+    vectors, weights = joint["vectors"], joint["weights"]
+    if (not isinstance(vectors, list) or not vectors
+            or not all(isinstance(v, list) and len(v) == num_attrs
+                       and all(type(b) is int and b in (0, 1) for b in v) for v in vectors)):
+        raise ArtifactError(f"{source}: labels 'joint' 'vectors' must be a non-empty list of 0/1 lists of "
+                            f"{num_attrs} entries; {fix}")
+    if len({tuple(v) for v in vectors}) != len(vectors):
+        raise ArtifactError(f"{source}: labels 'joint' lists an attribute vector twice; {fix}")
+    if (not isinstance(weights, list) or len(weights) != len(vectors)
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in weights)):
+        raise ArtifactError(f"{source}: labels 'joint' 'weights' must be {len(vectors)} positive numbers, one per "
+                            f"vector; {fix}")
+    if abs(sum(weights) - 1.0) > JOINT_SUM_TOLERANCE:
+        raise ArtifactError(f"{source}: labels 'joint' weights sum to {sum(weights)!r}, not 1; {fix}")
+
+
 def _check_v2_fields(data: dict[str, Any], config: ModelConfig, source: str) -> None:
     """The version-2 keys agree with the architecture (a card is never half-conditional)."""
     fix = "re-export the model or restore its original card"
-    if "inputs" in data and data["inputs"] != default_inputs(config):
+    # Shapes follow model_config (a hand-edited size is caught against the weights, which say
+    # more); names and dtypes must agree, so a card is never half-conditional.
+    expected = [(i["name"], i["dtype"]) for i in default_inputs(config)]
+    if "inputs" in data and (not all(isinstance(i, dict) for i in data["inputs"])
+                             or [(i.get("name"), i.get("dtype")) for i in data["inputs"]] != expected):
         raise ArtifactError(f"{source}: 'inputs' {data['inputs']!r} does not match the model config "
                             f"(expected {default_inputs(config)!r}); {fix}")
     labels = data.get("labels")
@@ -179,6 +211,8 @@ def _check_v2_fields(data: dict[str, Any], config: ModelConfig, source: str) -> 
                 or not all(isinstance(n, str) and n for n in names)):
             raise ArtifactError(f"{source}: labels 'names' must be {count} distinct non-empty strings, "
                                 f"got {names!r}; {fix}")
+        if kind == "attributes":
+            _check_joint(labels.get("joint"), count, source, fix)
     if data.get("precision", "fp32") not in CARD_PRECISIONS:
         raise ArtifactError(f"{source}: 'precision' must be one of {', '.join(CARD_PRECISIONS)}, "
                             f"got {data['precision']!r}; {fix}")

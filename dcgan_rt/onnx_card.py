@@ -25,13 +25,14 @@ from typing import Any, Mapping
 
 from dcgan_rt.errors import ArtifactError
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
+from dcgan_rt.variant_table import FLOAT_NCHW, OUTPUTS, PRECISIONS, UINT8_NHWC  # noqa: F401 (re-exported)
 
 INPUT_NAME = "z"
 OUTPUT_NAME = "images"
 IO_METADATA_KEY = "dcgan_rt.io"
 EXPORT_METADATA_KEY = "dcgan_rt.export"
-OUTPUTS = ("float32-nchw", "uint8-nhwc")
-PRECISIONS = ("fp32", "fp16")
+# The output layouts and precisions a generator file can have live in dcgan_rt.variant_table
+# (imported above, so `from dcgan_rt.onnx_card import FLOAT_NCHW` keeps working).
 # What the uint8 variants compute (dcgan_rt.pixels implements it in numpy).
 UINT8_RULE = "clip(round_half_to_even((x + 1) * 127.5), 0, 255) as uint8, NCHW -> NHWC"
 
@@ -39,7 +40,7 @@ UINT8_RULE = "clip(round_half_to_even((x + 1) * 127.5), 0, 255) as uint8, NCHW -
 _ELEM_TYPES = {1: "float32", 2: "uint8", 7: "int64", 10: "float16"}
 
 
-def io_contract(card: ModelCard, output: str = "float32-nchw", precision: str = "fp32") -> dict:
+def io_contract(card: ModelCard, output: str = FLOAT_NCHW, precision: str = "fp32") -> dict:
     """The I/O description stored beside the model card in metadata_props."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -47,7 +48,7 @@ def io_contract(card: ModelCard, output: str = "float32-nchw", precision: str = 
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     cfg = card.model_config
     c, h, w = cfg.image_shape
-    if output == "uint8-nhwc":
+    if output == UINT8_NHWC:
         out = {"name": OUTPUT_NAME, "dtype": "uint8", "shape": ["N", h, w, c], "range": [0, 255],
                "rule": UINT8_RULE}
     else:
@@ -61,7 +62,7 @@ def io_contract(card: ModelCard, output: str = "float32-nchw", precision: str = 
 
 def output_kind(io: Mapping[str, Any]) -> str:
     """'uint8-nhwc' or 'float32-nchw' for a validated contract."""
-    return "uint8-nhwc" if io["output"]["dtype"] == "uint8" else "float32-nchw"
+    return UINT8_NHWC if io["output"]["dtype"] == "uint8" else FLOAT_NCHW
 
 
 def card_from_metadata(metadata: Mapping[str, str], source: str = "ONNX model") -> tuple[ModelCard, dict]:
@@ -79,7 +80,7 @@ def card_from_metadata(metadata: Mapping[str, str], source: str = "ONNX model") 
     if not isinstance(io, dict) or not isinstance(io.get("output"), dict):
         raise ArtifactError(f"{source}: {IO_METADATA_KEY!r} metadata is not an I/O contract: re-export it")
     io.setdefault("precision", "fp32")  # files written before precision was recorded
-    kind = "uint8-nhwc" if io["output"].get("dtype") == "uint8" else "float32-nchw"
+    kind = UINT8_NHWC if io["output"].get("dtype") == "uint8" else FLOAT_NCHW
     precision = io["precision"] if io["precision"] in PRECISIONS else None
     if precision is None or io != io_contract(card, kind, precision):
         raise ArtifactError(

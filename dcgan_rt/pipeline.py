@@ -36,6 +36,7 @@ import numpy as np
 from dcgan_rt.atomic import existing_ancestor, write_bytes, write_json
 from dcgan_rt.backends import Backend, select_backend, source_sha256
 from dcgan_rt.digest import sha256_file
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.images import encode_png, make_grid
 from dcgan_rt.latents import MAX_INDEX, MAX_SEED, latents
@@ -204,7 +205,7 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
     out = Path(req.out)
     check_out_dir(out)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) if shard else 1
-    threads = max(1, _cpu_count() // local_world) if local_world > 1 else None
+    threads = max(1, usable_cores() // local_world) if local_world > 1 else None
     gpu = req.gpu if req.gpu is not None else (int(os.environ.get("LOCAL_RANK", "0") or 0) if shard else None)
     if gpu is not None and gpu < 0:
         raise UsageError(f"--gpu must be a CUDA device number >= 0, got {gpu}")
@@ -236,13 +237,6 @@ def generate(req: GenerateRequest, reporter: Reporter | None = None) -> Generate
                 f"cannot write to {out} ({reason}); the file being written was removed and finished files are "
                 "kept: free some space (or fix the folder) and run the same command again to resume"
             ) from exc
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _run_job(job: Job, out: Path, backend: Backend, batch: int | None, shard: tuple[int, int], overwrite: bool,
@@ -408,7 +402,7 @@ class _IndexStream:
 def _writer_threads(writer: Writer) -> int:
     if writer.format == "npy":
         return 1  # copying into a shard buffer is cheap; np.save is one big write
-    return max(2, min(4, _cpu_count()))
+    return max(2, min(4, usable_cores()))
 
 
 def _produce(backend: Backend, writer: Writer, seed: int, pending: list[tuple[int, int]], batch: int | None,

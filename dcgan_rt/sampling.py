@@ -48,10 +48,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _scaled(image: Image.Image, scale: int) -> Image.Image:
-    return image if scale == 1 else image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-
-
 def check_scale(scale: int) -> None:
     if not 1 <= scale <= 16:
         raise UsageError(f"--scale must be between 1 and 16, got {scale}")
@@ -92,7 +88,7 @@ def sample_grid(backend: Backend, seed: int, cols: int, rows: int, out: str | Pa
     batch = max(1, min(256, backend.max_batch or 256))
     images = np.concatenate([backend.images(z[i : i + batch]) for i in range(0, len(z), batch)])
     buf = io.BytesIO()
-    _scaled(to_pil(make_grid(images, cols)), scale).save(buf, format=fmt)
+    to_pil(make_grid(images, cols), scale).save(buf, format=fmt)
     write_bytes(out, buf.getvalue())
     return out
 
@@ -124,7 +120,7 @@ def interpolation_gif(backend: Backend, seeds: list[int], frames: int, out: str 
     z = walk_latents(seeds, frames, backend.z_dim)
     batch = max(1, min(256, backend.max_batch or 256))
     images = np.concatenate([backend.images(z[i : i + batch]) for i in range(0, len(z), batch)])
-    pictures = [_scaled(to_pil(im), scale) for im in images]
+    pictures = [to_pil(im, scale) for im in images]
     buf = io.BytesIO()
     pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS, loop=0,
                      optimize=False, disposal=1)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dcgan_rt.atomic import atomic_open, write_json
+from dcgan_rt.atomic import atomic_open, write_bytes, write_json
 from dcgan_rt.errors import ArtifactError, UsageError
 from dcgan_rt.images import encode_pngs
 from dcgan_rt.provenance import PngText
@@ -56,24 +56,6 @@ def check_format(fmt: str) -> str:
 
 def index_name(i: int) -> str:
     return f"{i:09d}"
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Atomic against crashes of this process (temp name + rename), without fsync."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -192,9 +174,9 @@ class PngWriter(Writer):
         for k, (i, data) in enumerate(zip(indices, self.encode(indices, images))):
             if latents is not None:
                 z = npy_bytes(latents[k])
-                write_file(self.path(int(i), ".npy"), z)
+                write_bytes(self.path(int(i), ".npy"), z, fsync=False)
                 written += len(z)
-            write_file(self.path(int(i)), data)  # the PNG last: it marks the index done
+            write_bytes(self.path(int(i)), data, fsync=False)  # the PNG last: it marks the index done
             written += len(data)
         return written
 

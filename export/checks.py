@@ -8,7 +8,7 @@ reference within DESIGN §5's bounds (dcgan_rt.export.parity.BOUNDS):
 - run directory / .safetensors: reference PyTorch fp32 on the CPU. Rows: the torch
   backend (on a CUDA GPU: fp32, and fp16 as `--precision fp16` runs it); every
   exported variant on each ONNX Runtime provider; OpenVINO; onnx.reference (an
-  independent implementation, a few images); TensorRT engines (fp32, fp16-uint8).
+  independent implementation, a few images); TensorRT engines (fp32, fp16-uint8, int8).
 - .onnx: reference ONNX Runtime CPU on the file (onnx.reference where onnxruntime
   is absent); rows: the other providers, OpenVINO, onnx.reference, an engine.
 - .engine: reference ONNX Runtime CPU on the ONNX it was built from.
@@ -20,17 +20,16 @@ an installed component that fails to load or start is a failure.
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from dcgan_rt.backends import select_backend
+from dcgan_rt.backends.registry import BACKENDS, backends_for
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.engine_sidecar import REBUILD, read_sidecar
 from dcgan_rt.errors import ArtifactError, DcganRtError
-from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_path import resolve_model
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
 from dcgan_rt.export.parity import ParityResult, check_parity, fresh_latents, reference_evaluator_runner
@@ -38,7 +37,6 @@ from dcgan_rt.export.parity import ParityResult, check_parity, fresh_latents, re
 PARITY_COUNT = 64
 PARITY_BATCHES = (1, 7, 56)
 REFERENCE_EVALUATOR_COUNT = 2  # onnx.reference takes seconds per 64x64 image
-GPU_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,7 @@ class DoctorReport:
         lines = [f"{f.variant} on {f.backend}: {f.message}" for f in self.failures]
         for r in self.results:
             if not r.passed:
-                lines.append(f"{r.variant} on {r.backend}: max {r.max_abs:.3g}, mean {r.mean_abs:.3g} "
-                             f"({r.bound.describe()})")
+                lines.append(f"{r.variant} on {r.backend}: {r.describe()} ({r.bound.describe()})")
         return lines
 
 
@@ -103,28 +100,6 @@ class _Rows:
                                             else f"{type(exc).__name__}: {text}"))
 
 
-def installed(package: str) -> bool:
-    """Whether `package` is installed (found), whether or not it loads."""
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def gpu_state() -> tuple[bool, str | None]:
-    gpu, reason = find_gpu()
-    return gpu is not None, reason
-
-
-def ort_providers() -> list[str] | None:
-    """ONNX Runtime's providers, or None when onnxruntime is not installed."""
-    if not installed("onnxruntime"):
-        return None
-    import onnxruntime
-
-    return onnxruntime.get_available_providers()
-
-
 def check_model(model: str | Path, log: Callable[[str], None] = lambda _msg: None) -> DoctorReport:
     resolved = resolve_model(model)
     check = {"safetensors": _check_weights, "onnx": _check_onnx, "engine": _check_engine}[resolved.kind]
@@ -132,36 +107,26 @@ def check_model(model: str | Path, log: Callable[[str], None] = lambda _msg: Non
 
 
 def _onnx_rows(rows: _Rows, path: Path, variant: str, *, with_cpu: bool, with_engine: bool, tmp: Path) -> None:
-    providers = ort_providers()
-    has_gpu, no_gpu = gpu_state()
-    if providers is None:
-        rows.report.skipped.append("onnxruntime: not installed (pip install 'dcgan-rt[cpu]', or [gpu])")
-    else:
-        if with_cpu:
-            rows.backend(variant, "onnxruntime-cpu", path, "onnxruntime", providers="cpu")
-        for choice, provider in GPU_PROVIDERS.items():
-            label = f"onnxruntime-{choice}"
-            if provider not in providers:
-                rows.report.skipped.append(f"{label}: this onnxruntime has no {provider} (pip install 'dcgan-rt[gpu]')")
-            elif not has_gpu:
-                rows.report.skipped.append(f"{label}: {no_gpu}")
-            else:
-                rows.backend(variant, label, path, "onnxruntime", providers=choice)
-    if not installed("openvino"):
-        rows.report.skipped.append("openvino: not installed (pip install 'dcgan-rt[openvino]')")
-    else:
-        rows.backend(variant, "openvino", path, "openvino")
+    """A row per backend of the registry that runs ONNX files (the CPU provider only when asked)."""
+    for spec in backends_for("onnx"):
+        label = "onnxruntime-cpu" if spec.name == "onnxruntime" else spec.name
+        if spec.name == "onnxruntime" and not with_cpu:
+            continue
+        why = spec.unavailable()
+        if why is not None:
+            rows.report.skipped.append(f"{label}: {why}")
+        elif spec.name.startswith("onnxruntime"):
+            rows.backend(variant, label, path, "onnxruntime", providers=label.split("-", 1)[1])
+        else:
+            rows.backend(variant, label, path, spec.name)
     if with_engine:
         _engine_row(rows, path, variant, tmp)
 
 
 def _engine_row(rows: _Rows, onnx_path: Path, variant: str, tmp: Path) -> None:
-    has_gpu, no_gpu = gpu_state()
-    if not installed("tensorrt"):
-        rows.report.skipped.append("tensorrt: not installed (pip install 'dcgan-rt[gpu]')")
-        return
-    if not has_gpu:
-        rows.report.skipped.append(f"tensorrt: {no_gpu}")
+    why = BACKENDS["tensorrt"].unavailable()
+    if why is not None:
+        rows.report.skipped.append(f"tensorrt: {why}")
         return
     engine_path = tmp / f"{variant}.engine"
     try:
@@ -178,7 +143,7 @@ def _engine_row(rows: _Rows, onnx_path: Path, variant: str, tmp: Path) -> None:
 
 def _check_weights(path: Path, log: Callable[[str], None]) -> DoctorReport:
     from dcgan_rt.export.parity import reference_images
-    from dcgan_rt.export.variants import FP16, FP16_UINT8, FP32, VARIANTS, export_variants
+    from dcgan_rt.export.variants import FP16, FP16_UINT8, FP32, INT8, VARIANTS, export_variants
     from dcgan_rt.train.release import load_generator
 
     generator, card = load_generator(path)
@@ -196,7 +161,7 @@ def _check_weights(path: Path, log: Callable[[str], None]) -> DoctorReport:
         paths = export_variants(generator, card, list(VARIANTS.values()), tmp, log=log)
         for v in VARIANTS.values():
             _onnx_rows(rows, Path(paths[v.name]), v.name, with_cpu=True,
-                       with_engine=v in (FP32, FP16_UINT8), tmp=Path(tmp))
+                       with_engine=v in (FP32, FP16_UINT8, INT8), tmp=Path(tmp))
         for v in (FP32, FP16):
             rows.runner(v.name, v.precision, v.output, "onnx.reference",
                         lambda v=v: reference_evaluator_runner(paths[v.name]), REFERENCE_EVALUATOR_COUNT)
@@ -208,7 +173,7 @@ def _check_onnx(path: Path, log: Callable[[str], None]) -> DoctorReport:
     card, io = read_onnx_card(path)
     precision, output = io["precision"], output_kind(io)
     variant = _variant_name(precision, output)
-    with_ort = ort_providers() is not None
+    with_ort = BACKENDS["onnxruntime"].unavailable() is None
     seed, z = fresh_latents(PARITY_COUNT if with_ort else REFERENCE_EVALUATOR_COUNT * 2, card.model_config.z_dim)
     if with_ort:
         report = DoctorReport(f"ONNX Runtime CPU on {path.name}", seed)
@@ -241,11 +206,9 @@ def _check_engine(path: Path, log: Callable[[str], None]) -> DoctorReport:
     with select_backend(source, "onnxruntime", providers="cpu") as cpu:
         reference = cpu(z)
     rows = _Rows(report, z, reference, log)
-    has_gpu, no_gpu = gpu_state()
-    if not installed("tensorrt"):
-        report.skipped.append("tensorrt: not installed (pip install 'dcgan-rt[gpu]')")
-    elif not has_gpu:
-        report.skipped.append(f"tensorrt: {no_gpu}")
+    why = BACKENDS["tensorrt"].unavailable()
+    if why is not None:
+        report.skipped.append(f"tensorrt: {why}")
     else:
         rows.backend(_variant_name(sidecar.precision, output_kind(sidecar.io)), "tensorrt", path, "tensorrt")
     return report
@@ -257,6 +220,6 @@ def _dedupe(report: DoctorReport) -> None:
 
 
 def _variant_name(precision: str, output: str) -> str:
-    from dcgan_rt.export.variants import VARIANTS
+    from dcgan_rt.variant_table import variant_for
 
-    return next(v.name for v in VARIANTS.values() if (v.precision, v.output) == (precision, output))
+    return variant_for(precision, output).name

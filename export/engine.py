@@ -12,6 +12,11 @@ always builds strongly typed networks, and on 10.x we ask for a strongly typed
 network too (NetworkDefinitionCreationFlag.STRONGLY_TYPED), so the fp16 variant's
 Cast/fp16 nodes decide and both versions build the same thing. Only on a
 TensorRT without that flag would the FP16 builder flag be set for fp16 models.
+int8 is explicit quantization: the int8 variant's QuantizeLinear/DequantizeLinear
+pairs (symmetric, zero points 0, as TensorRT requires) carry the scales, and a
+strongly typed network runs each quantized convolution in int8 (TensorRT 10.1
+deprecated implicit calibration, 11 removed the INT8 flag); without strong typing
+the INT8 builder flag is set instead.
 TF32 is switched off so an fp32 engine stays within the fp32 parity bound.
 
 The timing cache (kernel timings, reused to make rebuilds fast) is one file per
@@ -93,8 +98,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     if hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
-    if precision == "fp16" and not strongly_typed and hasattr(trt.BuilderFlag, "FP16"):
-        config.set_flag(trt.BuilderFlag.FP16)
+    if not strongly_typed:  # only a TensorRT without strong typing takes precision from builder flags
+        flag = {"fp16": "FP16", "int8": "INT8"}.get(precision)
+        if flag and hasattr(trt.BuilderFlag, flag):
+            config.set_flag(getattr(trt.BuilderFlag, flag))
     profile = builder.create_optimization_profile()
     z_dim = card.model_config.z_dim
     profile.set_shape(INPUT_NAME, (1, z_dim), (max_batch, z_dim), (max_batch, z_dim))

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from dcgan_rt import __version__
 from dcgan_rt.digest import sha256_file
@@ -27,6 +27,7 @@ from dcgan_rt.export.parity import (
     ParityResult, backend_name, check_finite_reference, check_parity, fresh_latents, onnxruntime_runner,
     raise_on_failure, reference_images,
 )
+from dcgan_rt.onnx_card import read_onnx_card
 from dcgan_rt.export.variants import engine_variant, export_variants, select_variants
 
 PARITY_COUNT = 64
@@ -44,11 +45,14 @@ class ExportReport:
     no_engine_reason: str | None = None  # set when an engine was wanted by default but cannot be built here
 
 
-def export_model(model: str | Path, out: str | Path | None = None, fp16: bool = False, uint8: bool = False,
+def export_model(model: str | Path, out: str | Path | None = None, options: Iterable[str] = (),
                  engine: bool | None = None, max_batch: int | None = None, opset: int = DEFAULT_OPSET,
                  log: Callable[[str], None] = lambda _msg: None) -> ExportReport:
-    """Export MODEL's generator; `engine`: True forces, False skips, None builds where possible."""
-    plan = plan_export(model, engine, max_batch, opset)  # refuses bad input before anything is loaded
+    """Export MODEL's generator. `options`: names from dcgan_rt.variant_table.OPTIONS ("fp16",
+    "uint8", "int8"), each adding its variants; `engine`: True forces, False skips, None
+    builds where possible."""
+    options = frozenset(options)
+    plan = plan_export(model, engine, max_batch, opset, options)  # refuses bad input before anything is loaded
 
     from dcgan_rt.train.release import load_generator
 
@@ -61,7 +65,7 @@ def export_model(model: str | Path, out: str | Path | None = None, fp16: bool = 
     report = ExportReport(out_dir=out_dir, no_engine_reason=plan.no_engine_reason)
     stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".export-"))
     try:
-        _export_into(stage, report, generator, card, plan.source.path, fp16, uint8,
+        _export_into(stage, report, generator, card, plan.source.path, options,
                      plan.build_engine, plan.max_batch, opset, log)
         for name in _ordered(os.listdir(stage)):
             os.replace(stage / name, out_dir / name)
@@ -80,7 +84,7 @@ def export_model(model: str | Path, out: str | Path | None = None, fp16: bool = 
     return report
 
 
-def _export_into(stage: Path, report: ExportReport, generator, card, source: Path, fp16: bool, uint8: bool,
+def _export_into(stage: Path, report: ExportReport, generator, card, source: Path, options: frozenset[str],
                  build: bool, max_batch: int, opset: int, log: Callable[[str], None]) -> None:
     import torch
 
@@ -91,7 +95,7 @@ def _export_into(stage: Path, report: ExportReport, generator, card, source: Pat
     report.seed, z = fresh_latents(PARITY_COUNT, card.model_config.z_dim)
     reference = reference_images(generator, z)
     check_finite_reference(reference, report.seed)  # a broken generator is refused before anything is exported
-    variants = select_variants(fp16, uint8)
+    variants = select_variants(options)
     export_variants(generator, card, variants, stage, opset, provenance, log)
 
     for v in variants:
@@ -101,10 +105,11 @@ def _export_into(stage: Path, report: ExportReport, generator, card, source: Pat
     _raise_if_failed(report)
 
     if build:
-        v = engine_variant(fp16, uint8)
+        v = engine_variant(options)
         log(f"building {ENGINE_FILENAME} from {v.filename} with TensorRT (max batch {max_batch})")
         engine_path = stage / ENGINE_FILENAME
-        report.engine = build_engine(stage / v.filename, engine_path, card, v.precision, v.output, max_batch)
+        built_card, _ = read_onnx_card(stage / v.filename)  # an int8 file's card says int8 and how it was calibrated
+        report.engine = build_engine(stage / v.filename, engine_path, built_card, v.precision, v.output, max_batch)
         runner = engine_runner(engine_path)
         report.results.append(check_parity(f"{v.name} engine", v.precision, v.output, "tensorrt",
                                            runner, z, reference, PARITY_BATCHES))

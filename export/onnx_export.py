@@ -23,7 +23,9 @@ from dcgan_rt.atomic import atomic_path
 from dcgan_rt.errors import UsageError
 from dcgan_rt.export.preflight import DEFAULT_OPSET, MIN_OPSET, check_opset
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
-from dcgan_rt.onnx_card import EXPORT_METADATA_KEY, INPUT_NAME, IO_METADATA_KEY, OUTPUT_NAME, io_contract
+from dcgan_rt.onnx_card import (
+    EXPORT_METADATA_KEY, FLOAT_NCHW, INPUT_NAME, IO_METADATA_KEY, OUTPUT_NAME, io_contract,
+)
 from dcgan_rt.train.networks import Generator
 
 __all__ = [
@@ -60,7 +62,7 @@ def to_onnx_model(generator: torch.nn.Module, opset: int = DEFAULT_OPSET) -> onn
     return model
 
 
-def set_metadata(model: onnx.ModelProto, card: ModelCard, output: str = "float32-nchw",
+def set_metadata(model: onnx.ModelProto, card: ModelCard, output: str = FLOAT_NCHW,
                  precision: str = "fp32", provenance: dict | None = None) -> None:
     """Write the model card, the I/O contract and (optionally) export provenance."""
     entries = {

@@ -14,6 +14,7 @@ from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError,
 from dcgan_rt.model_card import ModelCard
 from dcgan_rt.model_info import safetensors_header
 from dcgan_rt.model_path import ModelPath, resolve_model
+from dcgan_rt.variant_table import OPTIONS, engine_variant
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # torch's exporter silently emits 18 when asked for less than 17
@@ -45,9 +46,25 @@ def check_max_batch(max_batch: int) -> int:
     return max_batch
 
 
-def plan_export(model: str | Path, engine: bool | None, max_batch: int | None, opset: int) -> ExportPlan:
+def check_variant_options(options, engine: bool | None) -> frozenset[str]:
+    """The export options (dcgan_rt.variant_table.OPTIONS), refused when unknown, or when an engine is
+    forced from options no single variant has (say --fp16 with --int8)."""
+    options = frozenset(options)
+    unknown = sorted(options - set(OPTIONS))
+    if unknown:
+        raise UsageError(f"unknown export option {', '.join(unknown)}: choose from {', '.join(OPTIONS)}")
+    if engine and engine_variant(options) is None:
+        flags = " and ".join(f"--{o}" for o in sorted(options, key=list(OPTIONS).index))
+        raise UsageError(f"an engine is built from one precision, and {flags} ask for two: "
+                         "export them one at a time, or add --no-engine")
+    return options
+
+
+def plan_export(model: str | Path, engine: bool | None, max_batch: int | None, opset: int,
+                options=frozenset()) -> ExportPlan:
     """Validate options, then the model's files (card, safetensors header), then TensorRT."""
     check_opset(opset)
+    check_variant_options(options, engine)
     if engine is False and max_batch is not None:
         raise UsageError("--max-batch sets the TensorRT engine's batch profile; it does not apply with --no-engine")
     max_batch = check_max_batch(DEFAULT_MAX_BATCH if max_batch is None else max_batch)
@@ -65,5 +82,6 @@ def plan_export(model: str | Path, engine: bool | None, max_batch: int | None, o
     reason = engine_unavailable_reason() if engine is not False else None
     if engine is True and reason:
         raise DcganRtError(f"--engine: cannot build a TensorRT engine here: {reason}")
-    return ExportPlan(source, card, max_batch, engine is not False and reason is None,
-                      reason if engine is None else None)
+    build = engine is not False and reason is None
+    check_variant_options(options, build)  # engine by default (a GPU is here): same rule
+    return ExportPlan(source, card, max_batch, build, reason if engine is None else None)

@@ -1,6 +1,7 @@
-"""The exported variants (fp32 / fp16 inside, float / uint8 pixels out) and how each is built.
+"""How each exported variant is built (fp32 / fp16 / int8 inside, float / uint8 pixels out).
 
-Export tier (torch, onnx).
+Export tier (torch, onnx). Which variants exist, their files and bounds: the table
+in dcgan_rt.variant_table.
 
 - fp16 is decided in torch: BatchNorm is folded into the transposed convolutions
   in float32 first (so the folded weights are rounded to fp16 once), the module is
@@ -16,6 +17,8 @@ Export tier (torch, onnx).
   documents the rule). The transpose comes before the cast because TensorRT only
   casts to and from uint8. Appending these six nodes is exact and instant, where a
   second trace through the exporter costs seconds.
+- int8 is quantized from the fp32 graph (after its CPU rewrite) by
+  dcgan_rt.export.quantize: QDQ, calibrated on latents; the card records how.
 
 The parity check (dcgan_rt.export.parity) vouches for every variant.
 """
@@ -23,7 +26,7 @@ The parity check (dcgan_rt.export.parity) vouches for every variant.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -36,41 +39,17 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from dcgan_rt.export.onnx_export import DEFAULT_OPSET, save_onnx, set_metadata, to_onnx_model
 from dcgan_rt.export.optimize import optimize_for_cpu
-from dcgan_rt.model_card import ModelCard
+from dcgan_rt.model_card import METADATA_KEY, ModelCard
 from dcgan_rt.onnx_card import OUTPUT_NAME
 from dcgan_rt.train.networks import Generator
+from dcgan_rt.variant_table import FLOAT_NCHW, UINT8_NHWC, VARIANTS, Variant, engine_variant, select_variants
+
+__all__ = ["VARIANTS", "Variant", "engine_variant", "select_variants", "export_variants", "to_variant_model",
+           "append_uint8_tail", "fold_batchnorm"]
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str  # "fp32", "fp16", "uint8", "fp16-uint8"
-    precision: str  # what the graph computes in: "fp32" or "fp16"
-    output: str  # "float32-nchw" or "uint8-nhwc"
-    filename: str
-
-
-FP32 = Variant("fp32", "fp32", "float32-nchw", "generator.onnx")
-FP16 = Variant("fp16", "fp16", "float32-nchw", "generator.fp16.onnx")
-UINT8 = Variant("uint8", "fp32", "uint8-nhwc", "generator.uint8.onnx")
-FP16_UINT8 = Variant("fp16-uint8", "fp16", "uint8-nhwc", "generator.fp16.uint8.onnx")
-VARIANTS = {v.name: v for v in (FP32, FP16, UINT8, FP16_UINT8)}
-
-
-def select_variants(fp16: bool, uint8: bool) -> list[Variant]:
-    """fp32 always; each flag adds its variant; both flags add their combination too."""
-    chosen = [FP32]
-    if fp16:
-        chosen.append(FP16)
-    if uint8:
-        chosen.append(UINT8)
-    if fp16 and uint8:
-        chosen.append(FP16_UINT8)
-    return chosen
-
-
-def engine_variant(fp16: bool, uint8: bool) -> Variant:
-    """The one variant an engine is built from: what the flags ask for, combined."""
-    return {(False, False): FP32, (True, False): FP16, (False, True): UINT8, (True, True): FP16_UINT8}[(fp16, uint8)]
+FP32, FP16, UINT8, FP16_UINT8, INT8, INT8_UINT8 = (VARIANTS[n] for n in (
+    "fp32", "fp16", "uint8", "fp16-uint8", "int8", "int8-uint8"))
 
 
 def fold_batchnorm(generator: Generator) -> Generator:
@@ -136,37 +115,56 @@ def append_uint8_tail(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def to_variant_model(generator: Generator, card: ModelCard, variant: Variant, opset: int = DEFAULT_OPSET,
-                     provenance: dict | None = None, float_model: onnx.ModelProto | None = None) -> onnx.ModelProto:
+                     provenance: dict | None = None, float_model: onnx.ModelProto | None = None,
+                     fp32_model: onnx.ModelProto | None = None) -> onnx.ModelProto:
     """The in-memory ONNX model of one variant, with card, I/O contract and provenance.
 
-    `float_model`: the already exported float model of the same precision, reused
-    for a uint8 variant instead of tracing again."""
-    if float_model is None:
+    `float_model`: the already built float-output model of the same precision, reused
+    for a uint8 variant instead of building it again; `fp32_model`: the fp32 model an
+    int8 variant is quantized from (traced when not given)."""
+    calibration = None
+    if float_model is not None:
+        model = onnx.ModelProto()
+        model.CopyFrom(float_model)
+        calibration = _calibration_of(float_model)
+    elif variant.precision == "int8":
+        from dcgan_rt.export.quantize import quantize_int8
+
+        fp32_model = fp32_model or optimize_for_cpu(to_onnx_model(variant_module(generator, VARIANTS["fp32"]), opset))
+        model, used = quantize_int8(fp32_model, card.model_config.z_dim)
+        calibration = used.to_card()
+    else:
         model = to_onnx_model(variant_module(generator, variant), opset)
         if variant.precision == "fp32":
             model = optimize_for_cpu(model)  # same images, faster on CPUs (dcgan_rt.export.optimize)
-    else:
-        model = onnx.ModelProto()
-        model.CopyFrom(float_model)
-    if variant.output == "uint8-nhwc":
+    if variant.output == UINT8_NHWC:
         append_uint8_tail(model)
+    if variant.precision == "int8":  # the card says what the weights in this file are and how they were made
+        card = dataclasses.replace(card, precision="int8", calibration=calibration)
     set_metadata(model, card, variant.output, variant.precision,
                  provenance={**(provenance or {}), "variant": variant.name, "opset": opset})
     return model
+
+
+def _calibration_of(model: onnx.ModelProto) -> dict | None:
+    card = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+    return ModelCard.from_json(card).calibration if card else None
 
 
 def export_variants(generator: Generator, card: ModelCard, variants: list[Variant], out_dir: str | Path,
                     opset: int = DEFAULT_OPSET, provenance: dict | None = None,
                     log: Callable[[str], None] = lambda _msg: None) -> dict[str, Path]:
     """Write each variant to out_dir/<variant.filename>; {variant name: path}. Each precision is
-    traced once; its uint8 variant reuses the float graph."""
+    built once (int8 from the fp32 graph); its uint8 variant reuses the float-output graph."""
     out_dir = Path(out_dir)
     float_models: dict[str, onnx.ModelProto] = {}
     paths = {}
-    for v in sorted(variants, key=lambda v: v.output != "float32-nchw"):  # float graphs first
-        log(f"exporting {v.filename} ({v.name})")
-        model = to_variant_model(generator, card, v, opset, provenance, float_models.get(v.precision))
-        if v.output == "float32-nchw":
+    order = {"fp32": 0, "fp16": 1, "int8": 2}  # fp32 before int8, which is quantized from it
+    for v in sorted(variants, key=lambda v: (v.output != FLOAT_NCHW, order.get(v.precision, 3))):
+        log(f"exporting {v.filename} ({v.name})" + (": calibrating on latents" if v.name == "int8" else ""))
+        model = to_variant_model(generator, card, v, opset, provenance, float_models.get(v.precision),
+                                 float_models.get("fp32"))
+        if v.output == FLOAT_NCHW:
             float_models[v.precision] = model
         paths[v.name] = save_onnx(model, out_dir / v.filename)
     return paths

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 from dcgan_rt.digest import sha256_bytes
 from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import io_contract
+from dcgan_rt.onnx_card import UINT8_NHWC, io_contract
 
 
 def invoke(*args) -> SimpleNamespace:
@@ -40,7 +40,7 @@ def blocked_torch_env(root: Path) -> dict:
     return {"PYTHONPATH": str(root)}
 
 
-def write_fake_engine(path: Path, card: ModelCard, precision: str = "fp16", output: str = "uint8-nhwc",
+def write_fake_engine(path: Path, card: ModelCard, precision: str = "fp16", output: str = UINT8_NHWC,
                       tensorrt_version: str = "10.9.0.34", compute_capability: str = "9.0") -> EngineSidecar:
     plan = os.urandom(4096)
     path.write_bytes(plan)

@@ -156,16 +156,21 @@ def test_sync_bn_keeps_d_per_rank_only_when_r1_needs_its_double_backward():
 
 
 def test_default_length_and_augmentation_follow_the_data_size():
-    """80 epochs where that is a sensible image budget (mnist-5k, unchanged), else the nearer
-    bound; augmentation by default only for small sets."""
-    from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG, SMALL_SET, resolve_for_data
+    """At 64 px and up, 80 epochs where that is a sensible image budget, else the nearer
+    bound; below 64 px (digits) the measured time to the quality bar, whatever the set's
+    size; augmentation by default only for small sets."""
+    from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG, SMALL_RES_KIMG, SMALL_SET, resolve_for_data
 
     digits = resolve_for_data(TrainOptions(), 5000)
-    assert digits.epochs == 80 and digits.kimg is None and digits.augment == "off"
-    faces = resolve_for_data(TrainOptions(), 400)
+    assert digits.kimg == SMALL_RES_KIMG < 80 * 5000 / 1000 and digits.epochs is None and digits.augment == "off"
+    assert digits.total_steps(156) == SMALL_RES_KIMG * 1000 / 32  # what `dcgan-rt train` runs with no flags
+    assert resolve_for_data(TrainOptions(img_resolution=16), 60_000).kimg == SMALL_RES_KIMG
+    face_opts = TrainOptions(img_resolution=64)
+    assert resolve_for_data(face_opts, 5000).epochs == 80  # 400k images: inside the budget
+    faces = resolve_for_data(face_opts, 400)
     assert faces.kimg == MIN_KIMG and faces.epochs is None and faces.augment == "ada"
     assert faces.total_steps(12) == int(MIN_KIMG * 1000 / 32) + (MIN_KIMG * 1000 % 32 > 0)
-    celeba = resolve_for_data(TrainOptions(), 202_599)
+    celeba = resolve_for_data(face_opts, 202_599)
     assert celeba.kimg == MAX_KIMG and celeba.augment == "off"
     assert resolve_for_data(TrainOptions(), SMALL_SET).augment == "off"
     given = resolve_for_data(TrainOptions(steps=7, augment="diffaug"), 400)  # what the user asked for stays

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import assert_clean_error, run_cli
 from dcgan_rt.model_card import ModelCard
+from dcgan_rt.variant_table import VARIANTS
 from export_helpers import invoke, write_fake_engine
 
 
@@ -27,7 +28,7 @@ def test_doctor_model_checks_every_variant_on_every_backend(tiny_model_dir):
     proc = invoke("doctor", tiny_model_dir)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
-    for variant in ("fp32", "fp16", "uint8", "fp16-uint8"):
+    for variant in VARIANTS:  # int8 and int8-uint8 too
         assert re.search(rf"^\s*{variant}\s+onnxruntime-cpu\s.*\bpass\b", out, re.M), out
         assert re.search(rf"^\s*{variant}\s+openvino\s.*\bpass\b", out, re.M), out  # f32, not bf16
     for variant in ("fp32", "fp16"):  # the independent implementation
@@ -59,8 +60,8 @@ def test_a_backend_that_cannot_start_fails_its_row_and_every_other_row_still_run
     out = proc.stdout + proc.stderr
     assert_clean_error(proc, 1, "checks failed")
     fails = [line for line in out.splitlines() if line.startswith("FAIL ")]
-    assert len(fails) == 4 and all("on openvino: OSError: libopenvino.so" in line for line in fails), out
-    for variant in ("fp32", "fp16", "uint8", "fp16-uint8"):
+    assert len(fails) == len(VARIANTS) and all("on openvino: OSError: libopenvino.so" in line for line in fails), out
+    for variant in VARIANTS:
         assert re.search(rf"^\s*{variant}\s+onnxruntime-cpu\s.*\bpass\b", out, re.M), out
     assert re.search(r"^\s*fp16\s+onnx\.reference\s.*\bpass\b", out, re.M), out  # rows after it ran too
 

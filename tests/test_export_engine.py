@@ -12,6 +12,7 @@ from dcgan_rt.engine_sidecar import (
 )
 from dcgan_rt.errors import ArtifactError
 from dcgan_rt.model_card import ModelCard
+from dcgan_rt.onnx_card import FLOAT_NCHW
 from export_helpers import write_fake_engine
 
 
@@ -89,7 +90,7 @@ def test_built_engine_loads_and_matches_pytorch_at_any_batch_size(require_tensor
 
     g, card = load_generator(tiny_model_dir)
     paths = export_variants(g, card, [FP32], tmp_path)
-    sidecar = build_engine(paths["fp32"], tmp_path / "generator.engine", card, "fp32", "float32-nchw", max_batch=64)
+    sidecar = build_engine(paths["fp32"], tmp_path / "generator.engine", card, "fp32", FLOAT_NCHW, max_batch=64)
     assert isinstance(sidecar, EngineSidecar) and read_sidecar(tmp_path / "generator.engine") == sidecar
     run = engine_runner(tmp_path / "generator.engine")
     z = latent_range(3, 0, 100, card.model_config.z_dim)  # > max batch: the runner splits it

@@ -12,6 +12,7 @@ import pytest
 from conftest import make_model_dir
 from dcgan_rt.export.parity import BOUNDS, errors, reference_images
 from dcgan_rt.latents import latent_range
+from dcgan_rt.onnx_card import UINT8_NHWC
 
 pytestmark = pytest.mark.gpu
 
@@ -59,7 +60,7 @@ def test_tensorrt_backend_meets_the_bounds_for_every_engine_variant(require_tens
     from dcgan_rt.export.exporter import export_model
     from dcgan_rt.train.release import load_generator
 
-    report = export_model(tiny_model_dir, out=tmp_path / "export", fp16=fp16, uint8=uint8, engine=True, max_batch=64)
+    report = export_model(tiny_model_dir, out=tmp_path / "export", options={o for o, on in (("fp16", fp16), ("uint8", uint8)) if on}, engine=True, max_batch=64)
     engine = next(p for p in report.files if p.suffix == ".engine")
     g, card = load_generator(tiny_model_dir)
     z = latent_range(4, 0, 100, card.model_config.z_dim)
@@ -68,8 +69,8 @@ def test_tensorrt_backend_meets_the_bounds_for_every_engine_variant(require_tens
         precision = "fp16" if fp16 else "fp32"
         assert trt.precision == precision
         out = np.concatenate(list(trt.map_images([z[:64], z[64:65], z[65:]])))  # pixels, two in flight
-        max_lv, mean_lv = errors("uint8-nhwc", out, reference)
-        bound = BOUNDS[(precision, "uint8-nhwc")]
+        max_lv, mean_lv = errors(UINT8_NHWC, out, reference)
+        bound = BOUNDS[(precision, UINT8_NHWC)]
         assert max_lv <= bound.max_abs and (bound.mean_abs is None or mean_lv <= bound.mean_abs)
         raw = trt(z[:64])
         assert raw.dtype == (np.uint8 if uint8 else np.float32)
@@ -80,7 +81,7 @@ def test_generate_with_an_engine_on_gpu_n(require_tensorrt, tiny_model_dir, tmp_
 
     from dcgan_rt.export.exporter import export_model
 
-    export_model(tiny_model_dir, out=tmp_path / "export", uint8=True, engine=True, max_batch=64)
+    export_model(tiny_model_dir, out=tmp_path / "export", options={"uint8"}, engine=True, max_batch=64)
     last = torch.cuda.device_count() - 1
     out = tmp_path / "out"
     proc = cli("generate", tmp_path / "export" / "generator.engine", "-n", "100", "--out", out, "--format", "npy",

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import assert_clean_error, run_cli
 from dcgan_rt.model_card import METADATA_KEY, ModelCard
-from dcgan_rt.onnx_card import io_contract
+from dcgan_rt.onnx_card import UINT8_NHWC, io_contract
 from export_helpers import blocked_torch_env, foreign_onnx_model, write_fake_engine
 
 
@@ -25,7 +25,7 @@ def artifacts(tiny_model_dir, tiny_onnx, tmp_path_factory):
     card = ModelCard.load(tiny_model_dir / "generator.json")
     uint8 = onnx.load(str(tiny_onnx))
     append_uint8_tail(uint8)
-    set_metadata(uint8, card, "uint8-nhwc", "fp32")
+    set_metadata(uint8, card, UINT8_NHWC, "fp32")
     onnx.save(uint8, str(d / "generator.uint8.onnx"))
     write_fake_engine(d / "generator.engine", card)
     return {"run": tiny_model_dir, "onnx": tiny_onnx, "uint8": d / "generator.uint8.onnx",
@@ -50,7 +50,7 @@ def test_json_describes_each_artifact_without_torch(artifacts, no_torch, kind):
     assert info["provenance"]["dataset"] == "synthetic" and info["provenance"]["training_step"] == 3
     expected_io = {
         "run": io_contract(artifacts["card"]), "onnx": io_contract(artifacts["card"]),
-        "uint8": io_contract(artifacts["card"], "uint8-nhwc"), "engine": io_contract(artifacts["card"], "uint8-nhwc", "fp16"),
+        "uint8": io_contract(artifacts["card"], UINT8_NHWC), "engine": io_contract(artifacts["card"], UINT8_NHWC, "fp16"),
     }[kind]
     assert info["io"] == expected_io
     assert info["precision"] == ("fp16" if kind == "engine" else "fp32")

@@ -39,8 +39,31 @@ def test_conditional_cards_list_the_label_input_and_name_every_class():
     assert card.inputs[1] == {"name": "label", "dtype": "int64", "shape": ["N"]}
     assert ModelCard.from_json(card.to_json()) == card
     attrs = ModelCard(ModelConfig(z_dim=16, img_resolution=16, num_attrs=2),
-                      labels={"kind": "attributes", "names": ["Smiling", "Male"]})
+                      labels={"kind": "attributes", "names": ["Smiling", "Male"], "joint": JOINT})
     assert attrs.inputs[1] == {"name": "label", "dtype": "float32", "shape": ["N", 2]}
+    assert ModelCard.from_json(attrs.to_json()) == attrs
+
+
+JOINT = {"vectors": [[0, 0], [1, 0], [1, 1]], "weights": [0.5, 0.25, 0.25]}
+
+
+@pytest.mark.parametrize("joint, needle", [
+    (None, "need 'joint'"),
+    ({"vectors": [[0, 0]]}, "need 'joint'"),
+    ({"vectors": [[0, 2]], "weights": [1.0]}, "0/1 lists of 2"),
+    ({"vectors": [[0, 0, 1]], "weights": [1.0]}, "0/1 lists of 2"),
+    ({"vectors": [[0, 1], [0, 1]], "weights": [0.5, 0.5]}, "twice"),
+    ({"vectors": [[0, 1], [1, 1]], "weights": [1.0]}, "2 positive numbers"),
+    ({"vectors": [[0, 1], [1, 1]], "weights": [1.0, 0.0]}, "2 positive numbers"),
+    ({"vectors": [[0, 1], [1, 1]], "weights": [0.5, 0.6]}, "sum to"),
+], ids=["missing", "no-weights", "not-binary", "wrong-length", "duplicate", "short-weights", "zero-weight", "sum"])
+def test_an_attribute_card_needs_a_valid_joint_distribution(joint, needle):
+    card = ModelCard(ModelConfig(z_dim=16, img_resolution=16, num_attrs=2),
+                     labels={"kind": "attributes", "names": ["Smiling", "Male"], "joint": JOINT})
+    data = json.loads(card.to_json())
+    data["labels"]["joint"] = joint
+    with pytest.raises(ArtifactError, match=needle):
+        ModelCard.from_dict(data, "generator.json")
 
 
 @pytest.mark.parametrize("change, needle", [

@@ -14,6 +14,7 @@ from dcgan_rt.backends import select_backend
 from dcgan_rt.backends.torch_fold import fold_batchnorm
 from dcgan_rt.export.parity import BOUNDS, errors, reference_images
 from dcgan_rt.latents import latent_range
+from dcgan_rt.onnx_card import FLOAT_NCHW, UINT8_NHWC
 from dcgan_rt.pixels import to_uint8_nhwc
 from dcgan_rt.train.release import load_generator
 
@@ -80,13 +81,13 @@ def test_torch_cuda_meets_the_design_bounds(require_cuda, default_shape_model, p
     reference = reference_images(g, z)
     with TorchCudaBackend(default_shape_model, uint8=False, precision=precision) as b:
         out = np.concatenate([b(z[:1]), b(z[1:33]), b(z[33:])])  # three batch sizes: three graphs
-        max_abs, mean_abs = errors("float32-nchw", out, reference)
-        bound = BOUNDS[(precision, "float32-nchw")]
+        max_abs, mean_abs = errors(FLOAT_NCHW, out, reference)
+        bound = BOUNDS[(precision, FLOAT_NCHW)]
         assert max_abs <= bound.max_abs and (bound.mean_abs is None or mean_abs <= bound.mean_abs), (max_abs, mean_abs)
     with TorchCudaBackend(default_shape_model, precision=precision) as b:
         pixels = np.concatenate(list(b.map_images([z[:40], z[40:41], z[41:]])))  # two in flight, in order
-        max_lv, mean_lv = errors("uint8-nhwc", pixels, reference)
-        bound = BOUNDS[(precision, "uint8-nhwc")]
+        max_lv, mean_lv = errors(UINT8_NHWC, pixels, reference)
+        bound = BOUNDS[(precision, UINT8_NHWC)]
         assert max_lv <= bound.max_abs and (bound.mean_abs is None or mean_lv <= bound.mean_abs)
 
 

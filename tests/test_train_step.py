@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dcgan_rt.errors import UsageError
+from dcgan_rt.errors import ArtifactError, UsageError
 from dcgan_rt.train.data import TrainData, mnist_5k_arrays, render_grayscale
 from dcgan_rt.train.loop import Trainer, make_batches
 from dcgan_rt.train.networks import code_index
@@ -65,6 +65,13 @@ def test_a_run_recorded_before_r1_and_the_code_existed_resumes_without_them():
     old = TrainOptions.from_dict(recorded)
     assert old.r1_gamma == 0.0 and old.code_dim == 0 and old.model_config.code_dim == 0
     assert TrainOptions.from_dict(TrainOptions().to_dict()) == TrainOptions()
+
+
+def test_recorded_options_with_an_unknown_key_are_refused_not_dropped():
+    """As ModelConfig refuses unknown keys: a train_config.json option this version does not
+    know would otherwise vanish and the run resume as something else."""
+    with pytest.raises(ArtifactError, match=r"unknown keys \['mixup'\].*dcgan-rt version that made it"):
+        TrainOptions.from_dict({**TrainOptions().to_dict(), "mixup": 0.5})
 
 
 def _code_accuracy(trainer: Trainer) -> float:

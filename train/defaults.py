@@ -3,7 +3,10 @@
 Training tier (no torch). "80 epochs" is 400k images on mnist-5k, 32k on 400 face
 photos (far too few) and 16M on CelebA (days). The default length is an image
 budget instead: 80 epochs where that is between MIN_KIMG and MAX_KIMG thousand
-images, else the nearer bound. And a
+images, else the nearer bound. Below 64 px (digits) it is SMALL_RES_KIMG thousand
+images whatever the set's size: the measured time to the quality bar (docs/training.md,
+"Time to quality"), which keeps the default digit run within 5 minutes on 2 CPU cores.
+And a
 discriminator memorises a small set unless every image it sees is augmented
 (train/augment.py), while on mnist-5k augmentation measured worse: `--augment auto`
 turns ADA on below SMALL_SET images. The curves that chose these numbers are in
@@ -17,12 +20,15 @@ from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions
 
 MIN_KIMG = 200.0  # small sets: what fits 20 minutes on 2 CPU cores at 64 px (ORL: FID against kimg, docs/training.md)
 MAX_KIMG = 5000.0  # big sets: 25 epochs of CelebA, past where DCGAN's published CelebA runs stop improving
+SMALL_RES_KIMG = 192.0  # below 64 px: both seeds pass the digit bar with margin (docs/training.md, "Time to quality")
 SMALL_SET = 2000  # below this many images, D sees augmented images by default (ADA)
 
 
-def default_length(num_images: int) -> dict:
-    """{"epochs": DEFAULT_EPOCHS} where that many epochs fall inside the budget, else the
-    nearer bound as {"kimg": ...}."""
+def default_length(num_images: int, img_resolution: int = 64) -> dict:
+    """Below 64 px {"kimg": SMALL_RES_KIMG}; else {"epochs": DEFAULT_EPOCHS} where that many
+    epochs fall inside the budget, or the nearer bound as {"kimg": ...}."""
+    if img_resolution < 64:
+        return {"kimg": SMALL_RES_KIMG}
     kimg = DEFAULT_EPOCHS * num_images / 1000
     if MIN_KIMG <= kimg <= MAX_KIMG:
         return {"epochs": DEFAULT_EPOCHS}
@@ -38,7 +44,7 @@ def resolve_for_data(opts: TrainOptions, num_images: int) -> TrainOptions:
     `--augment auto` decided for a data set of `num_images` images."""
     changes: dict = {}
     if opts.epochs is None and opts.steps is None and opts.kimg is None:
-        changes.update(default_length(num_images))
+        changes.update(default_length(num_images, opts.img_resolution))
     if opts.augment == "auto":
         changes["augment"] = default_augment(num_images)
     return opts.replace(**changes) if changes else opts

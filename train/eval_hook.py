@@ -33,6 +33,7 @@ import torch
 from dcgan_rt.atomic import atomic_path, write_bytes
 from dcgan_rt.errors import UsageError
 from dcgan_rt.images import to_uint8
+from dcgan_rt.train.conditional import index_labels
 from dcgan_rt.train.data import load_dataset
 from dcgan_rt.train.evaluation import DIGIT_DATASETS, Evaluator, generator_batches, parse_metrics, real_subset
 from dcgan_rt.train.loop import METRICS_FILE, Callback, TrainState
@@ -116,9 +117,17 @@ class EvalCallback(Callback):
         was_training = generator.training
         generator.eval()
 
+        spec = getattr(state, "label_spec", None)
+        done = [0]  # images made so far: image i gets the label of index i
+
         @torch.inference_mode()
         def generate(z: np.ndarray) -> np.ndarray:
-            return to_uint8(generator(torch.from_numpy(z).to(device)).float().cpu().numpy())
+            z_t = torch.from_numpy(z).to(device)
+            if spec is None:
+                return to_uint8(generator(z_t).float().cpu().numpy())
+            label = index_labels(spec, done[0], z.shape[0], self.seed).to(device)
+            done[0] += z.shape[0]
+            return to_uint8(generator(z_t, label).float().cpu().numpy())
 
         try:
             result = self.evaluator.score(generator_batches(generate, state.opts.z_dim, self.num_images, self.seed),

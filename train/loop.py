@@ -39,14 +39,16 @@ from dcgan_rt.atomic import write_json
 from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_card import ModelCard
+from dcgan_rt.pixels import to_uint8_tensor
 from dcgan_rt.train import plots
 from dcgan_rt.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dcgan_rt.train.data import TrainData, epoch_batches, load_dataset, steps_per_epoch, to_float, to_uint8
+from dcgan_rt.train.data import TrainData, epoch_batches, load_dataset, steps_per_epoch, to_float
 from dcgan_rt.train.distributed import (
     SINGLE, RankBatchSampler, World, any_rank, convert_sync_batchnorm, distributed_session, mean_over_ranks,
     rank_batch_size, run_on_main, wrap_ddp, write_rank_digests,
 )
 from dcgan_rt.train.augment import ADA_INTERVAL, AugmentPipe
+from dcgan_rt.train.conditional import LabelSpec, calibration_labels, grid_labels, resolve_labels
 from dcgan_rt.train.defaults import resolve_for_data
 from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
 from dcgan_rt.train.faces import default_crop
@@ -59,6 +61,20 @@ from dcgan_rt.train.rundir import create_run_dir, run_desc, update_latest
 CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
+
+
+CALIBRATION_IMAGES = 512  # recalibrate_batchnorm's default 4 batches of 128
+
+
+def with_label_counts(opts: TrainOptions, spec: LabelSpec | None) -> TrainOptions:
+    """opts with num_classes / num_attrs from the data's labels (ModelConfig's label sizes).
+    A resumed run must find the labels it was trained on."""
+    if spec is None:
+        return opts
+    if (opts.num_classes or opts.num_attrs) and (opts.num_classes, opts.num_attrs) != (spec.num_classes, spec.num_attrs):
+        raise UsageError(f"the run was trained on {opts.num_classes or opts.num_attrs} labels and --data "
+                         f"{opts.data} now has {len(spec.names)}: resume on the data the run started with")
+    return opts.replace(num_classes=spec.num_classes, num_attrs=spec.num_attrs)
 
 
 class TrainingInterrupted(DcganRtError):
@@ -87,6 +103,7 @@ class TrainState:
     metrics: dict[str, float] = field(default_factory=dict)  # latest logged averages
     images_per_s: float = 0.0
     generator: Generator | None = None  # the module used for samples and export (EMA when on)
+    label_spec: LabelSpec | None = None  # what a conditional generator takes beside z
 
     @property
     def total_epochs(self) -> int:
@@ -160,6 +177,15 @@ def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoc
                  start: int, sampler: RankBatchSampler | None = None) -> Iterator[torch.Tensor]:
     """Float batches in [-1, 1] for `epoch`, from batch `start` on, in the (seed, epoch) order
     (under torchrun, this rank's share of each batch, from `sampler`)."""
+    for batch, _ in make_labelled_batches(data, device, opts, epoch, start, sampler):
+        yield batch
+
+
+def make_labelled_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int, start: int,
+                          sampler: RankBatchSampler | None = None, labels: torch.Tensor | None = None,
+                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """make_batches' batches with their labels: `labels` holds one per image of data.images
+    (a conditional run), else every batch's labels are None."""
     images = data.images
     if device.type == "cuda" and images.numel() <= 2 * 1024**3:
         images = data.images_on(device)  # the uint8 set kept on the GPU: a batch is one gather
@@ -173,7 +199,7 @@ def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoc
         batch = to_float(batch)
         if opts.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        yield batch
+        yield batch, (labels[idx].to(device, non_blocking=True) if labels is not None else None)
 
 
 class _Averages:
@@ -224,12 +250,14 @@ class Trainer:
     def __init__(self, opts: TrainOptions, data: TrainData, run_dir: Path, device: torch.device,
                  callbacks: Sequence[Callback] = (), world: World = SINGLE):
         opts = resolve_for_data(opts, data.num_images)  # idempotent: train_run has resolved them already
+        self.label_spec, self.labels = resolve_labels(data, opts) if opts.conditional else (None, None)
+        opts = with_label_counts(opts, self.label_spec)
         self.opts, self.data, self.run_dir, self.device = opts, data, run_dir, device
         self.world = world
         self.callbacks = list(callbacks) if world.is_main else []
         cfg = opts.model_config
         torch.manual_seed(opts.seed)
-        g, d = build_generator(cfg), build_discriminator(cfg)
+        g, d = build_generator(cfg), build_discriminator(cfg, cond_d=opts.cond_d)
         self.ema = GeneratorEMA(g, opts.ema_kimg, opts.ema_rampup) if opts.ema_kimg > 0 else None
         self.g, self.d = wrap_models(g, d, device, opts, world)
         # self.g / self.d stay the plain networks (checkpoints, samples, export); the
@@ -255,9 +283,15 @@ class Trainer:
                            "(SyncBatchNorm has no double backward, which R1 needs; --r1-gamma 0 syncs both)")
         self.noise = torch.Generator(device=device).manual_seed(opts.seed + 1)
         spe = steps_per_epoch(data.num_images, opts.batch_size)
-        self.state = TrainState(run_dir, opts, spe, opts.total_steps(spe))
+        self.state = TrainState(run_dir, opts, spe, opts.total_steps(spe), label_spec=self.label_spec)
         self._snapshot_nimg = 0  # images seen at the last sample grid + checkpoint
-        self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, opts.grid_size, cfg.z_dim))
+        if self.label_spec is None:
+            self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, opts.grid_size, cfg.z_dim))
+            self.sample_labels, self.grid_cols = None, int(math.sqrt(opts.grid_size)) or None
+        else:  # one row per class (or common attribute vector), the same latents in every row
+            self.grid_cols = int(math.sqrt(opts.grid_size)) or 1
+            self.sample_labels, rows = grid_labels(self.label_spec, self.grid_cols)
+            self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, self.grid_cols, cfg.z_dim)).repeat(rows, 1)
 
     # -- one optimisation step ----------------------------------------------------------
 
@@ -266,8 +300,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
-        """One D update and one G update (the objective is dcgan_rt.train.loss); returns
+    def train_step(self, real: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        """One D update and one G update (the objective is dcgan_rt.train.loss); `label`: the
+        real batch's labels (conditional runs), which the generated batch is made with. Returns
         [loss_D, loss_G, mean D(x), mean D(G(z)), loss_code, augment p] as a tensor (no host sync)."""
         world = self.world
         # Every rank draws the whole global batch's latents and keeps its rows, so the
@@ -278,8 +313,8 @@ class Trainer:
         code = code_index(z, self.opts.code_dim) if self.opts.code_dim else None
         r1 = self.opts.r1_gamma > 0 and self.state.step % self.opts.r1_every == 0
         with self._autocast():
-            fake = self.g_train(z)  # (B, C, H, W)
-        loss_d, d_real, d_fake, loss_code = self.loss.discriminator_loss(real, fake, code, r1)
+            fake = self.g_train(z) if label is None else self.g_train(z, label)  # (B, C, H, W)
+        loss_d, d_real, d_fake, loss_code = self.loss.discriminator_loss(real, fake, code, r1, label)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_d)
@@ -287,7 +322,7 @@ class Trainer:
         # G step: gradients flow through D to the images only; D's weight gradients are
         # not needed, and skipping them saves a third of this backward pass.
         self.d.requires_grad_(False)
-        loss_g = self.loss.generator_loss(fake, code)
+        loss_g = self.loss.generator_loss(fake, code, label)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_g)
@@ -312,7 +347,9 @@ class Trainer:
         raw generator, eval mode, when the EMA is off)."""
         if self.ema is None:
             return self.g
-        recalibrate_batchnorm(self.ema.module, self.opts.z_dim, self.device, seed=self.opts.seed)
+        labels = (calibration_labels(self.label_spec, CALIBRATION_IMAGES, self.opts.seed)
+                  if self.label_spec is not None else None)
+        recalibrate_batchnorm(self.ema.module, self.opts.z_dim, self.device, seed=self.opts.seed, labels=labels)
         return self.ema.module
 
     @torch.no_grad()
@@ -320,17 +357,19 @@ class Trainer:
         was_training = generator.training
         generator.eval()
         try:
-            images = generator(self.sample_z.to(self.device)).float()
+            z = self.sample_z.to(self.device)
+            images = (generator(z) if self.sample_labels is None
+                      else generator(z, self.sample_labels.to(self.device))).float()
         finally:
             generator.train(was_training)
-        return to_uint8(images).cpu().numpy()
+        return to_uint8_tensor(images).cpu().numpy()
 
     def save_epoch_outputs(self, epoch_number: int) -> None:
         """Sample grid for `epoch_number`, then checkpoint and release artifact."""
         generator = self.release_generator()
         self.state.generator = generator
         plots.save_grid(self.sample_fixed(generator), self.run_dir / SAMPLES_DIR / f"epoch_{epoch_number:04d}.png",
-                        cols=int(math.sqrt(self.opts.grid_size)) or None)
+                        cols=self.grid_cols)
         self.save_checkpoint()
         self.save_release(generator)
 
@@ -350,10 +389,12 @@ class Trainer:
     def save_release(self, generator: Generator) -> None:
         card = ModelCard(
             self.opts.model_config, training_step=self.state.step, dataset=self.data.name,
+            dataset_digest=self.data.digest,
             weights="ema" if self.ema is not None else "raw",
             extra={"run": self.run_dir.name, "seed": self.opts.seed, "epoch": self.state.epoch,
                    "crop": self.opts.crop if self.opts.crop is not None else default_crop(self.opts.data),
                    "images_seen": self.state.cur_nimg},
+            labels=self.label_spec.card_labels() if self.label_spec is not None else None,
         )
         was_training = generator.training
         save_generator(generator.eval(), card, self.run_dir)
@@ -432,8 +473,9 @@ class Trainer:
         with metrics_file as metrics_fh, _StopFlag() as stop:
             interval_start, interval_images = time.perf_counter(), 0
             while s.step < s.total_steps:
-                for real in make_batches(self.data, self.device, opts, s.epoch, s.batch_in_epoch, self.sampler):
-                    averages.add(self.train_step(real))
+                for real, label in make_labelled_batches(self.data, self.device, opts, s.epoch, s.batch_in_epoch,
+                                                         self.sampler, self.labels):
+                    averages.add(self.train_step(real, label))
                     s.step += 1
                     s.batch_in_epoch += 1
                     interval_images += real.shape[0]
@@ -527,7 +569,9 @@ def _write_config(run_dir: Path, opts: TrainOptions, data: TrainData, device: to
     write_json(path, {
         "options": opts.to_dict(),
         "model_config": opts.model_config.to_dict(),
-        "dataset": {"name": data.name, "num_images": data.num_images, "skipped": len(data.skipped)},
+        "dataset": {"name": data.name, "num_images": data.num_images, "skipped": len(data.skipped),
+                    # the folder's absolute path stays here, in the maker's own run directory; cards carry name + digest
+                    **({"path": str(data.path), "digest": data.digest} if data.path is not None else {})},
         "steps_per_epoch": spe,
         "total_steps": opts.total_steps(spe),
         "device": str(device),
@@ -577,6 +621,8 @@ def _train_run(opts: TrainOptions, resume: str | Path | None, callbacks: Sequenc
     data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=warn, crop=opts.crop)
     if ckpt is None:
         opts = resolve_for_data(opts, data.num_images)  # length and augmentation: recorded as resolved
+    if opts.conditional:  # the data's labels, checked before anything is written
+        opts = with_label_counts(opts, resolve_labels(data, opts)[0])
     spe = steps_per_epoch(data.num_images, opts.batch_size)
     if spe < 1:
         raise UsageError(f"--batch-size {opts.batch_size} is larger than the data set ({data.num_images} images): "

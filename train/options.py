@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS, ModelConfig, valid_code_dim
-from dcgan_rt.errors import UsageError
+from dcgan_rt.errors import ArtifactError, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
 BUILTIN_SOURCES = ("mnist-5k", "mnist", "celeba", "orl")
@@ -27,8 +27,10 @@ def source_defaults(source: str) -> tuple[int, int] | None:
     training options' own defaults apply)."""
     return SOURCE_DEFAULTS.get(source)
 LOSSES = ("bce",)
+COND_DISCRIMINATORS = ("projection", "acgan")  # how D reads the label (dcgan_rt.train.networks)
 AUGMENT_POLICIES = ("auto", "off", "diffaug", "ada")  # auto + dcgan_rt.train.augment.POLICIES, without torch
 DEFAULT_EPOCHS = 80
+DEFAULT_CODE_DIM = 40
 
 # Options a resumed run may change; everything else must match the run being continued.
 # (sync_bn, like device, is about where the run trains: a run may resume on other hardware.
@@ -73,7 +75,7 @@ class TrainOptions:
     beta2: float = 0.99
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
-    code_dim: int = 40  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN
+    code_dim: int | None = None  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN; None: DEFAULT_CODE_DIM, 0 for a conditional run
     info_lambda: float = 1.0  # weight of the code loss in both D's and G's loss
     r1_gamma: float | None = None  # None: by resolution (RESOLUTION_DEFAULTS); R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
@@ -89,8 +91,15 @@ class TrainOptions:
     log_every: int = 10  # steps between metrics.jsonl lines / progress updates
     snapshot_kimg: float = 10.0  # sample grid + checkpoint at the first epoch end after this many thousand images; 0: every epoch
     grid_size: int = 64  # fixed latents drawn in every epoch's sample grid
+    conditional: bool = False  # train on the data's labels (classes, or CelebA attributes with --attrs)
+    attrs: str | None = None  # comma list of CelebA attribute names to condition on (needs conditional)
+    cond_d: str = "projection"  # how D reads the label: projection (Miyato & Koyama 2018) or acgan (Odena et al. 2017)
+    num_classes: int = 0  # filled in from the data for a conditional run (ModelConfig.num_classes)
+    num_attrs: int = 0  # likewise for attributes
 
     def __post_init__(self) -> None:
+        if self.code_dim is None:
+            object.__setattr__(self, "code_dim", 0 if self.conditional else DEFAULT_CODE_DIM)
         for name, value in resolution_defaults(self.img_resolution).items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
@@ -141,13 +150,25 @@ class TrainOptions:
             raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.loss not in LOSSES:
             raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.attrs is not None and not self.conditional:
+            raise UsageError("--attrs picks the attributes a conditional model is trained on: add --conditional")
+        if self.attrs is not None and not [a for a in self.attrs.split(",") if a.strip()]:
+            raise UsageError("--attrs is empty: name CelebA attributes, e.g. --attrs Smiling,Male,Eyeglasses")
+        if self.cond_d not in COND_DISCRIMINATORS:
+            raise UsageError(f"--cond-d must be one of {', '.join(COND_DISCRIMINATORS)}, got {self.cond_d!r}")
         if not 0 <= self.seed < 2**63:
             raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
 
     @property
     def model_config(self) -> ModelConfig:
         return ModelConfig(z_dim=self.z_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
-                           g_width=self.g_width, d_width=self.d_width, code_dim=self.code_dim)
+                           g_width=self.g_width, d_width=self.d_width, code_dim=self.code_dim,
+                           num_classes=self.num_classes, num_attrs=self.num_attrs)
+
+    @property
+    def attr_list(self) -> list[str]:
+        """--attrs as a list of names, in the order given."""
+        return [a.strip() for a in (self.attrs or "").split(",") if a.strip()]
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """The run's length in steps. Runs recorded before --kimg existed, with neither
@@ -162,11 +183,24 @@ class TrainOptions:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainOptions":
-        known = {f.name for f in dataclasses.fields(cls)}
+    def names(cls) -> tuple[str, ...]:
+        """Every option's name: the one list the CLI, train_config.json and resume share."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrainOptions":
+        """Build from a recorded train_config.json "options", refusing unknown keys
+        (as ModelConfig.from_dict does): an option this version does not know would
+        otherwise be dropped without a word and the run resumed as something else."""
+        if not isinstance(data, dict):
+            raise ArtifactError(f"training options must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.names()))
+        if unknown:
+            raise ArtifactError(f"training options have unknown keys {unknown}; expected only {sorted(cls.names())} "
+                                "(resume the run with the dcgan-rt version that made it)")
         # A run recorded before an option existed trained without it: resume it that way.
         recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0}
-        return cls(**{**recorded_before, **{k: v for k, v in data.items() if k in known}})
+        return cls(**{**recorded_before, **data})
 
     def replace(self, **changes: Any) -> "TrainOptions":
         return dataclasses.replace(self, **changes)

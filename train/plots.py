@@ -16,28 +16,13 @@ from typing import Sequence
 import numpy as np
 
 from dcgan_rt.atomic import write_bytes
+from dcgan_rt.images import grid_tile, make_grid, to_pil
 
 
-def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
-    """(N, C, H, W) uint8 -> one (H', W', C) uint8 image, `cols` per row, `pad` pixels apart."""
-    n, c, h, w = images.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, dtype=np.uint8)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + k * (w + pad)
-        grid[y:y + h, x:x + w] = images[i].transpose(1, 2, 0)
-    return grid
-
-
-def _pil(grid: np.ndarray, scale: int = 1):
-    from PIL import Image
-
-    im = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
-    return im
+def _pil(images: np.ndarray, scale: int = 1, cols: int | None = None):
+    """(N, C, H, W) uint8 -> one Pillow grid (dcgan_rt.images.make_grid), `cols` per row
+    (default: as square as it goes), enlarged `scale` times."""
+    return to_pil(make_grid(images.transpose(0, 2, 3, 1), cols or math.ceil(math.sqrt(len(images)))), scale)
 
 
 def _png_bytes(im) -> bytes:
@@ -53,7 +38,7 @@ def display_scale(img_resolution: int) -> int:
 
 def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> None:
     """Write (N, C, H, W) uint8 images as one PNG grid."""
-    write_bytes(path, _png_bytes(_pil(make_grid(images, cols), display_scale(images.shape[-1]))))
+    write_bytes(path, _png_bytes(_pil(images, display_scale(images.shape[-1]), cols)))
 
 
 def save_progression(grids: Sequence[np.ndarray], labels: Sequence[str], strip_path: Path, gif_path: Path,
@@ -75,7 +60,7 @@ def save_progression(grids: Sequence[np.ndarray], labels: Sequence[str], strip_p
     # columns = epochs: image [latent j, epoch k] at row j, column k
     stack = np.stack([grids[k][:seeds_shown] for k in picks], axis=1)  # (seeds, epochs, C, H, W)
     s, e = stack.shape[:2]
-    strip = _pil(make_grid(stack.reshape(s * e, *stack.shape[2:]), cols=e), scale)
+    strip = _pil(stack.reshape(s * e, *stack.shape[2:]), scale, cols=e)
     label_h = 14
     canvas = Image.new(strip.mode, (strip.width, strip.height + label_h), 0)
     canvas.paste(strip, (0, label_h))
@@ -85,7 +70,7 @@ def save_progression(grids: Sequence[np.ndarray], labels: Sequence[str], strip_p
         draw.text((2 * scale + col * cell, 1), labels[k], fill=255 if canvas.mode == "L" else (255, 255, 255))
     write_bytes(strip_path, _png_bytes(canvas))
 
-    frames = [_pil(make_grid(g), scale).convert("P") if g.shape[1] == 3 else _pil(make_grid(g), scale)
+    frames = [_pil(g, scale).convert("P") if g.shape[1] == 3 else _pil(g, scale)
               for g in (grids[k] for k in spaced(max_frames))]
     durations = [400] * (len(frames) - 1) + [2000]  # linger on the final epoch
     buf = io.BytesIO()
@@ -98,7 +83,7 @@ def save_real_vs_generated(real: np.ndarray, fake: np.ndarray, path: Path, cols:
     from PIL import Image, ImageDraw
 
     scale = display_scale(real.shape[-1])
-    left, right = _pil(make_grid(real, cols), scale), _pil(make_grid(fake, cols), scale)
+    left, right = _pil(real, scale, cols), _pil(fake, scale, cols)
     gap, label_h = 16, 16
     canvas = Image.new(left.mode, (left.width + gap + right.width, max(left.height, right.height) + label_h), 0)
     canvas.paste(left, (0, label_h))
@@ -184,12 +169,9 @@ def cut_grid(grid: np.ndarray, res: int, channels: int, n: int) -> np.ndarray:
         grid = grid[..., None]
     grid = grid[::scale, ::scale, :channels]
     cols = int(math.sqrt(n)) or 1
-    cell = res + 2
     out = np.zeros((n, channels, res, res), dtype=np.uint8)
     for i in range(n):
-        r, c = divmod(i, cols)
-        y, x = 2 + r * cell, 2 + c * cell
-        patch = grid[y:y + res, x:x + res]
+        patch = grid_tile(grid, i, cols, res, res)
         if patch.shape[:2] == (res, res):
             out[i] = patch.transpose(2, 0, 1)
     return out

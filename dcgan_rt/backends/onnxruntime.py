@@ -20,11 +20,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
+from dcgan_rt.backends import UINT8_NHWC, Backend
 from dcgan_rt.backends.ort_options import (
     CPU_EP as _CPU_EP, CUDA_EP as _CUDA_EP, TRT_EP as _TRT_EP, TRT_MAX_BATCH as _TRT_MAX_BATCH, BatchSplitter,
-    cpu_session_options, provider_list, usable_cores,
+    cpu_session_options, provider_list,
 )
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError, UsageError
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import card_from_metadata, output_kind
@@ -86,7 +87,7 @@ class OnnxRuntimeBackend(Backend):
             detail += f", {workers} single-threaded workers" if workers > 1 else ", 1 thread"
         super().__init__(
             card, device=f"cuda:{device_id}" if on_gpu else "cpu", detail=detail,
-            precision=io["precision"], output=UINT8_NHWC if output_kind(io) == "uint8-nhwc" else FLOAT_NCHW,
+            precision=io["precision"], output=output_kind(io),
             max_batch=_TRT_MAX_BATCH if main == _TRT_EP else None,
         )
         self.path = path

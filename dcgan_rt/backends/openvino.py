@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
-from dcgan_rt.backends.ort_options import usable_cores
+from dcgan_rt.backends import Backend
+from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import ArtifactError, MissingDependencyError
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
 
@@ -57,7 +57,7 @@ class OpenVinoBackend(Backend):
             raise ArtifactError(f"OpenVINO cannot load {path} ({first}): re-export it with dcgan-rt export") from None
         super().__init__(card, device="cpu", detail=f"CPU, {threads} streams of 1 thread",
                          precision=io["precision"],
-                         output=UINT8_NHWC if output_kind(io) == "uint8-nhwc" else FLOAT_NCHW)
+                         output=output_kind(io))
         self.path = path
         self._requests = [compiled.create_infer_request() for _ in range(threads)]
         self._compiled = compiled

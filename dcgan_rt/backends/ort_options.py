@@ -31,18 +31,12 @@ CPU session settings were measured on the default 64x64 generator
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from dcgan_rt.environment import usable_cores
 
 TRT_EP, CUDA_EP, CPU_EP = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 TRT_MAX_BATCH = 1024
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def cpu_session_options(ort, threads: int | None = None, *, spinning: bool = False, quiet: bool = True):

@@ -16,13 +16,15 @@ import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
 from dcgan_rt.errors import MissingDependencyError, NumericalError, UsageError
+from dcgan_rt.pixels import to_uint8_tensor
 
 
 def import_torch():
     try:
         import torch
     except ImportError:
-        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)") from None
+        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)",
+                                     extra="train") from None
     return torch
 
 
@@ -95,8 +97,7 @@ class TorchBackend(Backend):
             if self.output == FLOAT_NCHW:
                 return x.contiguous().cpu().numpy()
             has_nan = ~torch.isfinite(x).all()  # NaN or inf
-            x = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0)
-            x = x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()  # (N, H, W, C)
+            x = to_uint8_tensor(x).permute(0, 2, 3, 1).contiguous().cpu()  # (N, H, W, C)
             if has_nan.item():
                 raise NumericalError("the generator produced NaN or infinite values; the model weights are broken "
                                      "(retrain)")

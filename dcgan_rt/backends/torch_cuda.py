@@ -28,6 +28,7 @@ import numpy as np
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
 from dcgan_rt.backends.inflight import IN_FLIGHT, pipelined
 from dcgan_rt.errors import NumericalError, UsageError
+from dcgan_rt.pixels import to_uint8_tensor
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -56,7 +57,7 @@ def run_batch(torch, model, z, uint8: bool):
     bad = ~torch.isfinite(x).all()
     if not uint8:
         return x.contiguous(), bad
-    pixels = torch.round((x + 1.0) * 127.5).clamp_(0.0, 255.0).to(torch.uint8)
+    pixels = to_uint8_tensor(x)
     return pixels.permute(0, 2, 3, 1).contiguous(), bad  # (N, H, W, C)
 
 

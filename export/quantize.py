@@ -1,0 +1,141 @@
+"""Static int8 quantization of an exported generator: QDQ form, calibrated on z ~ N(0, I).
+
+Export tier (onnx, onnxruntime.quantization). The fp32 graph is first rewritten
+for CPUs (dcgan_rt.export.optimize: ConvTranspose -> Gemm + sub-pixel Conv), because
+ONNX Runtime has no int8 ConvTranspose: quantized transposed convolutions run as
+float with a dequantize in front, slower than fp32, while int8 Conv and Gemm run as
+u8s8 integer kernels. ONNX Runtime's `quantize_static` then inserts
+QuantizeLinear/DequantizeLinear pairs:
+
+- weights: int8, symmetric, one scale per output channel (per_channel);
+- activations: uint8, asymmetric, one scale per tensor, ranges from calibration;
+- calibration data: the generator's own input distribution, latents z(seed, i) of
+  dcgan_rt.latents (standard normal), so no data set is needed;
+- what stays float: the layers listed in KEEP_FLOAT (op types), chosen by measurement
+  (docs/export.md: the last layer, which writes the pixels, costs most quality in
+  int8 and little time in float).
+
+The result is an ordinary ONNX model: ONNX Runtime CPU fuses each DQ -> Conv -> Q
+into QLinearConv, OpenVINO runs it as low-precision convolutions, and TensorRT
+builds it with explicit quantization (its Q/DQ scales are used as they are).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from dcgan_rt.latents import latent_range
+from dcgan_rt.onnx_card import INPUT_NAME
+
+CALIBRATION_SEED = 0x1A7E7  # a fixed seed: the same file exports to the same int8 model
+CALIBRATION_COUNT = 512
+CALIBRATION_BATCH = 64
+CALIBRATION_METHOD = "percentile"  # ranges cut at the 99.999th percentile (docs/export.md)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How an int8 file was calibrated; recorded in its model card (`calibration`)."""
+
+    count: int = CALIBRATION_COUNT
+    seed: int = CALIBRATION_SEED
+    method: str = CALIBRATION_METHOD  # "percentile" | "minmax" | "entropy"
+    reduce_range: bool = True  # 7-bit weights: u8s8 int16 pairs cannot saturate, so every CPU computes the same pixels
+    keep_float: tuple[str, ...] = ()  # node names left in float
+    activations: str = "int8-symmetric"  # "int8-symmetric" (TensorRT needs zero points of 0) or "uint8"
+
+    def to_card(self) -> dict:
+        return {
+            "latents": "z(seed, i) for i < count (dcgan_rt.latents): z ~ N(0, I), the generator's own input",
+            "seed": self.seed, "count": self.count, "method": self.method,
+            "weights": "int8 symmetric, per output channel" + (", 7-bit (reduce_range)" if self.reduce_range else ""),
+            "activations": ("int8 symmetric" if self.activations == "int8-symmetric" else "uint8 asymmetric")
+                           + ", per tensor",
+            "format": "QDQ", "tool": f"onnxruntime.quantization {_ort_version()}",
+            "float_nodes": list(self.keep_float),
+        }
+
+
+class _LatentReader:
+    """onnxruntime.quantization's CalibrationDataReader over latent batches."""
+
+    def __init__(self, z_dim: int, calibration: Calibration):
+        z = latent_range(calibration.seed, 0, calibration.count, z_dim)
+        self._batches = iter([{INPUT_NAME: z[s:s + CALIBRATION_BATCH]} for s in range(0, len(z), CALIBRATION_BATCH)])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+def last_layer_nodes(model: onnx.ModelProto) -> list[str]:
+    """The nodes of the generator's last layer: the last Conv / ConvTranspose / Gemm, and the
+    other phase convolutions of its sub-pixel rewrite (same weight shape)."""
+    inits = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    layers = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm") and n.input[1] in inits]
+    if not layers:
+        return []
+    shape = inits[layers[-1].input[1]]
+    return [n.name for n in layers if inits[n.input[1]] == shape]
+
+
+def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibration | None = None,
+                  keep_last_layer_float: bool = True) -> tuple[onnx.ModelProto, Calibration]:
+    """(QDQ int8 model, calibration used) from the CPU-optimized fp32 model. Metadata is
+    the caller's to set (the float model's is dropped with the rest of its graph)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    calibration = calibration or Calibration()
+    if keep_last_layer_float:
+        calibration = dataclasses.replace(calibration, keep_float=tuple(last_layer_nodes(float_model)))
+    symmetric = calibration.activations == "int8-symmetric"
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[calibration.method]
+    with tempfile.TemporaryDirectory(prefix="dcgan-rt-int8-") as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(float_model, str(src))
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():  # its progress lines and advice
+            quantize_static(
+                str(src), str(dst), _LatentReader(z_dim, calibration),
+                quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True, reduce_range=calibration.reduce_range, calibrate_method=method,
+                nodes_to_exclude=list(calibration.keep_float),
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                               "CalibMaxIntermediateOutputs": 2},  # histograms per two batches: bounded memory
+            )
+        model = onnx.load(str(dst))
+    return model, calibration
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization logs advice through the root logger at WARNING."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _ort_version() -> str:
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ImportError:
+        return "?"
+
+
+def calibration_latents(z_dim: int, calibration: Calibration) -> np.ndarray:
+    return latent_range(calibration.seed, 0, calibration.count, z_dim)
