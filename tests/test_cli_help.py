@@ -31,14 +31,20 @@ def _option_rows(help_text: str) -> dict[str, str]:
     return rows
 
 
-COMMANDS = [None, *typer.main.get_command(app).commands]
+def _commands(group, path=()):
+    """(words, click command) for the app and every command and subcommand."""
+    yield path, group
+    for name, cmd in getattr(group, "commands", {}).items():
+        yield from _commands(cmd, (*path, name))
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[c or "dcgan-rt" for c in COMMANDS])
-def test_every_option_shows_its_default(command):
-    group = typer.main.get_command(app)
-    cmd = group if command is None else group.commands[command]
-    args = ["--help"] if command is None else [command, "--help"]
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize("path, cmd", COMMANDS, ids=[" ".join(p) or "dcgan-rt" for p, _ in COMMANDS])
+def test_every_option_shows_its_default(path, cmd):
+    command = " ".join(path)
+    args = [*path, "--help"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "300", "NO_COLOR": "1"}, terminal_width=300)
     assert result.exit_code == 0, result.output
     rows = _option_rows(result.stdout)
