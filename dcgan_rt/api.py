@@ -137,7 +137,7 @@ def generate(model: str | Path, n: int, out: str | Path, *, seed: int = 0, start
     rule; layout "by-class" writes png into one folder per class. Re-running resumes;
     another model or seed in a non-empty `out` is refused unless overwrite. `reporter`
     (dcgan_rt.pipeline.Reporter) hears progress. docs/generate.md."""
-    from dcgan_rt.generate_request import LabelRequest
+    from dcgan_rt.labels import LabelRequest
     from dcgan_rt.pipeline import GenerateRequest, generate as run_generate
 
     request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start, batch_size=batch_size,
