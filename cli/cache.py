@@ -23,7 +23,8 @@ app = typer.Typer(help="List (with sizes) and clear what dcgan-rt caches: decode
                        "FID statistics, the digit classifier, downloads.", no_args_is_help=False)
 
 KindOption = Annotated[Optional[list[str]], typer.Option(
-    "--kind", "-k", metavar="KIND", help="Only this kind (repeatable): datasets, downloads, engines, fid, classifiers.")]
+    "--kind", "-k", metavar="KIND", help="Only this kind (repeatable): datasets, downloads, engines, fid, classifiers.",
+    show_default="every kind")]
 
 
 def _usage_dict(usage) -> dict:
@@ -52,7 +53,8 @@ def _print_usage(usage, as_json: bool) -> None:
 def cache(
     ctx: typer.Context,
     kind: KindOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON (bytes, files, paths).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON (bytes, files, paths).",
+                                          show_default="off")] = False,
 ) -> None:
     """List what the cache root ($DCGAN_RT_CACHE, else the user cache folder) holds, by kind, with sizes."""
     if ctx.invoked_subcommand is None:
@@ -63,7 +65,8 @@ def cache(
 @handle_errors
 def list_cache(
     kind: KindOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON (bytes, files, paths).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the listing as JSON (bytes, files, paths).",
+                                          show_default="off")] = False,
 ) -> None:
     """List what the cache holds, by kind, with sizes (the same as plain `dcgan-rt cache`)."""
     _print_usage(cache_usage(cache_kinds(kind)), as_json)
@@ -73,7 +76,8 @@ def list_cache(
 @handle_errors
 def clear(
     kind: KindOption = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm clearing every kind (not needed with --kind).")]
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm clearing every kind (not needed with --kind).",
+                                     show_default="off")]
     = False,
 ) -> None:
     """Remove cached files: the kinds given with --kind, or every kind with --yes (all is rebuilt when next needed)."""

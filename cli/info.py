@@ -67,7 +67,7 @@ def info_table(info: dict) -> Table:
 def info(
     file: Annotated[Path, typer.Argument(help="A .safetensors (generator.json beside it), .onnx or .engine "
                                               "(sidecar beside it), or a run directory.", show_default=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.", show_default="off")] = False,
 ) -> None:
     """Show what a model file is: config, I/O, precision, sizes, hashes, provenance."""
     from dcgan_rt.model_info import describe_model

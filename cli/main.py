@@ -19,6 +19,7 @@ from dcgan_rt.cli import (
     evaluate,
     export,
     generate,
+    importer,
     info,
     sample,
     train,
@@ -42,7 +43,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.",
+                                                 show_default="off")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
@@ -53,6 +55,7 @@ def root(
 
 
 app.command(name="train")(train.train)
+app.command(name="import")(importer.import_model)
 app.command(name="export")(export.export)
 app.command(name="generate")(generate.generate)
 app.command(name="sample")(sample.sample)

@@ -83,6 +83,12 @@ class LabelRule:
         j = np.minimum(np.searchsorted(self.cumulative, u, side="right"), len(self.cumulative) - 1)
         return self.vectors[j].astype(np.float32)
 
+    def texts(self, labels: np.ndarray) -> list[str]:
+        """Labels as people read them: the class name, or "Smiling=1,Male=0"."""
+        if self.kind == "class":
+            return [self.names[int(y)] for y in labels]
+        return [",".join(f"{n}={int(v)}" for n, v in zip(self.names, row)) for row in labels]
+
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "names": list(self.names), "rule": self.rule,
                                "formula": RULE_FORMULAS[(self.kind, self.rule)]}

@@ -25,6 +25,7 @@ from typing import Any
 
 from dcgan_rt import __version__
 from dcgan_rt.errors import DcganRtError
+from dcgan_rt.provenance import Provenance
 
 MANIFEST_NAME = "manifest.json"
 PREVIEW_NAME = "preview.png"
@@ -74,6 +75,11 @@ class Job:
     def end(self) -> int:
         return self.start + self.count
 
+    @property
+    def provenance(self) -> Provenance:
+        """What every image of the job says about itself (PNG text chunks, the manifest)."""
+        return Provenance(model_sha256=self.weights_sha256, seed=self.seed)
+
     def to_manifest(self) -> dict[str, Any]:
         h, w, c = self.image_shape
         return {
@@ -94,6 +100,7 @@ class Job:
             "latents": {"z_dim": self.z_dim, "rule": "z(seed, index), docs/latents.md"},
             "labels": self.labels,
             "layout": self.layout,
+            "provenance": self.provenance.to_manifest(),
         }
 
 

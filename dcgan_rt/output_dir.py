@@ -183,5 +183,6 @@ def complete_job(out: Path, job: Job, writer: Writer, k: int, num_shards: int, i
             (out / name).unlink(missing_ok=True)
         writer.finalize(job.start, job.end)
         first = np.arange(job.start, min(job.start + PREVIEW_IMAGES, job.end))
-        write_bytes(out / PREVIEW_NAME, encode_png(make_grid(writer.read(first), PREVIEW_COLUMNS)))
+        grid = make_grid(writer.read(first), PREVIEW_COLUMNS)
+        write_bytes(out / PREVIEW_NAME, encode_png(grid, text=writer.png_text.constant if writer.png_text else b""))
     return True

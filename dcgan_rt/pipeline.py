@@ -52,6 +52,7 @@ from dcgan_rt.output_dir import OutputDirError, check_out_dir, complete_job, pre
 from dcgan_rt.writers import IMAGES_PER_FILE, Writer, make_writer, ranges_count
 
 __all__ = ["GenerateRequest", "GenerateResult", "Reporter", "generate"]
+from dcgan_rt.provenance import PngText
 
 _PROGRESS_SAVE_SECONDS = 10.0
 
@@ -143,7 +144,7 @@ def _run_job(job: Job, rule: LabelRule | None, out: Path, backend: Backend, batc
     k, num_shards = shard
     with OutputLock(out, k, num_shards):
         writer = make_writer(job.format, out, job.image_shape, job.z_dim, job.save_latents, (job.start, job.end),
-                             rule, job.seed, job.layout)
+                             rule, job.seed, job.layout, png_text=PngText(job.provenance))
         lo, hi = shard_range(job.start, job.count, k, num_shards, writer.unit)
         if num_shards > 1:
             rep.info(f"shard {k}/{num_shards}: images {lo}..{hi - 1} of {job.start}..{job.end - 1}")

@@ -190,7 +190,7 @@ class TarWriter(_ShardWriter):
         latents = self._latents(batch)
         return [(int(i), (png, None if latents is None else npy_bytes(latents[k]),
                           None if batch.labels is None else sample_label_entry(self.rule, batch.labels[k])))
-                for k, (i, png) in enumerate(zip(batch.indices, encode_pngs(images)))]
+                for k, (i, png) in enumerate(zip(batch.indices, self.encode(batch, images)))]
 
     def _write_shard(self, s: int, items: dict) -> int:
         path = self.shard_files(s)[0]

@@ -47,6 +47,7 @@ from dcgan_rt.errors import UsageError
 from dcgan_rt.images import encode_pngs
 from dcgan_rt.label_files import LABELS_NAME, labels_csv
 from dcgan_rt.labels import LabelRule
+from dcgan_rt.provenance import PngText
 
 FORMATS = ("png", "npy", "tar")
 LAYOUTS = ("flat", "by-class")
@@ -89,8 +90,10 @@ class Writer:
     unit = 1  # indices per file (the granularity of resume and of --shard splits)
 
     def __init__(self, out_dir: Path, image_shape: tuple[int, int, int], z_dim: int, save_latents: bool,
-                 job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat"):
+                 job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat",
+                 png_text: PngText | None = None):
         self.out_dir = Path(out_dir)
+        self.png_text = png_text  # provenance chunks for every PNG (dcgan_rt.provenance)
         self.image_shape = tuple(image_shape)  # (H, W, C)
         self.z_dim = z_dim
         self.save_latents = save_latents
@@ -101,6 +104,14 @@ class Writer:
     def folders(self) -> list[Path]:
         """Every folder this writer puts image files in."""
         return [self.out_dir]
+
+    def encode(self, batch: Batch, images: np.ndarray) -> list[bytes]:
+        """PNG bytes of a batch, each with its provenance chunks (index, and label by name)."""
+        if self.png_text is None:
+            return encode_pngs(images)
+        labels = None if batch.labels is None or self.rule is None else self.rule.texts(batch.labels)
+        return encode_pngs(images, text=self.png_text.for_batch(batch.indices, labels),
+                           common_text=self.png_text.constant)
 
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
         """Index ranges in [start, end) whose files are missing (or, with verify, damaged)."""
@@ -192,7 +203,7 @@ class PngWriter(Writer):
         if self.layout == "by-class":
             for folder in self.folders():
                 folder.mkdir(exist_ok=True)
-        for k, (i, data) in enumerate(zip(batch.indices, encode_pngs(images))):
+        for k, (i, data) in enumerate(zip(batch.indices, self.encode(batch, images))):
             label = None if batch.labels is None else batch.labels[k]
             if latents is not None:
                 z = npy_bytes(latents[k])
@@ -222,8 +233,10 @@ def writer_classes() -> dict[str, type[Writer]]:
 
 
 def make_writer(fmt: str, out_dir: Path, image_shape, z_dim: int, save_latents: bool,
-                job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat") -> Writer:
-    return writer_classes()[check_format(fmt)](out_dir, image_shape, z_dim, save_latents, job, rule, seed, layout)
+                job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat",
+                png_text: PngText | None = None) -> Writer:
+    return writer_classes()[check_format(fmt)](out_dir, image_shape, z_dim, save_latents, job, rule, seed, layout,
+                                               png_text)
 
 
 def file_span(name: str) -> tuple[int, int] | None:
