@@ -20,8 +20,9 @@ fp16 files still compute what their graph says.
 `generate` runs through `map_images`, which gives each stream whole batches of its
 own and keeps every stream busy while the caller converts and hands on the last
 result: no stream waits for the other at the end of each batch, and the uint8
-conversion overlaps inference. On the 64x64 RGB generator this took `generate
---format npy` from 82% to 89-91% of the model-only rate (2,000 images; docs/performance.md).
+conversion overlaps inference. On the 64x64 RGB generator this took the generation
+loop of `generate --format npy` (without the one-off model compile and batch tuning)
+to 89-91% of the model-only rate; end to end, 83% (docs/performance.md).
 """
 
 from __future__ import annotations
