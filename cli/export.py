@@ -58,10 +58,10 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory.",
                                                 show_default="MODEL's folder/export")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help=f"Also write the {OPTIONS['fp16']}; "
-                                                      "the engine is built from it.")] = False,
-    uint8: Annotated[bool, typer.Option("--uint8", help=f"Also write {OPTIONS['uint8']}.")] = False,
+                                                      "the engine is built from it.", show_default="off")] = False,
+    uint8: Annotated[bool, typer.Option("--uint8", help=f"Also write {OPTIONS['uint8']}.", show_default="off")] = False,
     int8: Annotated[bool, typer.Option("--int8", help=f"Also write the {OPTIONS['int8']}; "
-                                                      "the engine is built from it.")] = False,
+                                                      "the engine is built from it.", show_default="off")] = False,
     engine: Annotated[Optional[bool], typer.Option("--engine/--no-engine",
                                                    help="Force / skip the TensorRT engine.",
                                                    show_default="build where TensorRT and a GPU are present")] = None,
@@ -71,19 +71,16 @@ def export(
                                                  show_default="18")] = None,
 ) -> None:
     """Export a trained generator to ONNX (and TensorRT), checking every artifact against PyTorch."""
-    from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
+    from dcgan_rt.extras import require_train
 
-    opset = DEFAULT_OPSET if opset is None else opset
-    options = {name for name, on in (("fp16", fp16), ("uint8", uint8), ("int8", int8)) if on}
-    plan_export(model, engine, max_batch, opset, options)  # bad input fails here, before torch is imported
-
-    from dcgan_rt.export.exporter import export_model
+    require_train("dcgan-rt export")
+    from dcgan_rt.api import export as export_model  # checks the arguments before importing torch
 
     def log(msg: str) -> None:
         console.print(msg, style="dim", markup=False, highlight=False)
 
     try:
-        report = export_model(model, out=out, options=options, engine=engine, max_batch=max_batch,
+        report = export_model(model, out, fp16=fp16, uint8=uint8, int8=int8, engine=engine, max_batch=max_batch,
                               opset=opset, log=log)
     except NumericalError as exc:
         if getattr(exc, "results", None):

@@ -96,23 +96,36 @@ def generate(
     batch_size: Annotated[str, typer.Option(help="Images per batch, or 'auto' to measure and pick.")] = "auto",
     backend: Annotated[str, typer.Option(help="auto | tensorrt | onnxruntime | openvino | torch.")] = "auto",
     format: Annotated[str, typer.Option("--format", help="png | npy | tar (WebDataset shards).")] = "png",
-    shard: Annotated[Optional[str], typer.Option(help="K/N: write only the K-th of N slices (torchrun: automatic).",
-                                                 show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another job's images in --out.")] = False,
-    save_latents: Annotated[bool, typer.Option("--save-latents", help="Also write each image's latent z.")] = False,
-    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device number (default 0; torchrun: LOCAL_RANK).",
-                                               show_default=False)] = None,
+    shard: Annotated[Optional[str], typer.Option(help="K/N: write only the K-th of N slices.",
+                                                 show_default="all of it; under torchrun RANK/WORLD_SIZE")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace another job's images in --out.",
+                                                  show_default="off")] = False,
+    save_latents: Annotated[bool, typer.Option("--save-latents", help="Also write each image's latent z.",
+                                                     show_default="off")] = False,
+    gpu: Annotated[Optional[int], typer.Option("--gpu", help="CUDA device number.",
+                                               show_default="0; under torchrun LOCAL_RANK")] = None,
+    label: Annotated[Optional[str], typer.Option(
+        "--label", help="Conditional models: one class for every image (index or name, e.g. 7), or attribute "
+                        "values (Smiling=1,Male=0) (docs/generate.md).",
+        show_default="classes balanced (i mod K), attributes drawn from the training data's joint distribution")] = None,
+    labels_file: Annotated[Optional[Path], typer.Option(
+        "--labels-file", help="Conditional models: a CSV of index,label rows, one per image of the job "
+                              "(generate's own labels.csv reads back as is).", show_default="none")] = None,
+    layout: Annotated[str, typer.Option(
+        "--layout", help="png: flat, or by-class (DIR/<class>/000000012.png, torchvision ImageFolder's layout).")
+    ] = "flat",
     precision: Annotated[Optional[str], typer.Option(
-        "--precision", help="fp16: the torch backend on a CUDA GPU in half precision (recorded in the manifest). "
-                            "Default: fp32, or what an exported file holds.", show_default=False)] = None,
+        "--precision", help="fp16: the torch backend on a CUDA GPU in half precision (recorded in the manifest).",
+        show_default="fp32, or what an exported file holds")] = None,
 ) -> None:
     """Generate N images: reproducible (image i depends only on the model, seed and i) and resumable."""
-    from dcgan_rt.pipeline import GenerateRequest, generate as run_generate
+    from dcgan_rt.api import generate as run_generate
+    from dcgan_rt.cli.generate_args import parse_batch_size, parse_labels, parse_shard
 
-    request = GenerateRequest(model=model, out=out, n=n, seed=seed, start=start, batch_size=batch_size,
-                              backend=backend, format=format, shard=shard, overwrite=overwrite,
-                              save_latents=save_latents, gpu=gpu, precision=precision)
-    result = run_generate(request, make_reporter(is_tty()))
+    result = run_generate(model, n, out, seed=seed, start=start, batch_size=parse_batch_size(batch_size),
+                          backend=backend, format=format, shard=parse_shard(shard), overwrite=overwrite,
+                          save_latents=save_latents, gpu=gpu, precision=precision,
+                          labels=parse_labels(label, labels_file), layout=layout, reporter=make_reporter(is_tty()))
     if result.generated:
         parts = [f"done: {result.generated:,} images in {result.seconds:.1f} s "
                  f"({result.images_per_second:,.0f} images/s), {human_bytes(result.bytes_written)} written"]

@@ -41,11 +41,14 @@ def info_table(info: dict) -> Table:
     section("file", {k: v for k, v in f.items() if k != "kind"})
     section("model", info["model_config"])
     io = info["io"]
-    io_rows = {"input": _shape(io["input"]), "output": _shape(io["output"]),
-               "output range": io["output"].get("range")}
+    inputs = io.get("inputs") or [io["input"]]  # older engine sidecars list z alone
+    io_rows = {"inputs" if len(inputs) > 1 else "input": ", ".join(_shape(spec) for spec in inputs),
+               "output": _shape(io["output"]), "output range": io["output"].get("range")}
     if "rule" in io["output"]:
         io_rows["uint8 rule"] = io["output"]["rule"]
     section("I/O", io_rows)
+    if info.get("labels"):  # a conditional model: what its label input means
+        section("labels", {"kind": info["labels"]["kind"], "names": ", ".join(info["labels"]["names"])})
     section("precision", {"computes in": info["precision"],
                           **({"parameters": f"{info['parameters']:,}"} if "parameters" in info else {})})
     if info.get("calibration"):  # int8: how the quantization scales were found
@@ -64,7 +67,7 @@ def info_table(info: dict) -> Table:
 def info(
     file: Annotated[Path, typer.Argument(help="A .safetensors (generator.json beside it), .onnx or .engine "
                                               "(sidecar beside it), or a run directory.", show_default=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.", show_default="off")] = False,
 ) -> None:
     """Show what a model file is: config, I/O, precision, sizes, hashes, provenance."""
     from dcgan_rt.model_info import describe_model

@@ -14,10 +14,12 @@ import typer
 from dcgan_rt import __version__
 from dcgan_rt.cli import (
     bench,
+    cache,
     doctor,
     evaluate,
     export,
     generate,
+    importer,
     info,
     sample,
     train,
@@ -41,7 +43,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.",
+                                                 show_default="off")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
@@ -52,6 +55,7 @@ def root(
 
 
 app.command(name="train")(train.train)
+app.command(name="import")(importer.import_model)
 app.command(name="export")(export.export)
 app.command(name="generate")(generate.generate)
 app.command(name="sample")(sample.sample)
@@ -60,6 +64,7 @@ app.command(name="bench")(bench.bench)
 app.command(name="evaluate")(evaluate.evaluate)
 app.command(name="info")(info.info)
 app.command(name="doctor")(doctor.doctor)
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

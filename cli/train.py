@@ -15,15 +15,15 @@ import typer
 
 from dcgan_rt.cli.common import console, err_console, handle_errors, is_tty
 from dcgan_rt.train.defaults import MAX_KIMG, MIN_KIMG, SMALL_RES_KIMG
-from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions, check_data_source, source_defaults
-from dcgan_rt.train.rundir import check_out_dir
+from dcgan_rt.train.options import DEFAULT_EPOCHS, TrainOptions
 
 D = TrainOptions()
 
 
-def _opt(*names: str, help: str, default=None, **kw):
-    shown = f" [default: {default}]" if default is not None else ""
-    return typer.Option(*names, help=help + shown, show_default=False, **kw)
+def _opt(*names: str, help: str, default, **kw):
+    """Options default to None (so a resumed run knows what was given); `default` is
+    what --help shows, the recipe's value from TrainOptions."""
+    return typer.Option(*names, help=help, show_default=str(default), **kw)
 
 
 @handle_errors
@@ -33,8 +33,8 @@ def train(
     crop: Annotated[Optional[int], _opt("--crop", help="Centred square cut from each image before resizing, in pixels (0: the largest).", default="108 for celeba, else 0")] = None,
     out: Annotated[Optional[Path], _opt("--out", help="Folder for run directories.", default=D.out)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", help="Total epochs to train.", default=f"below 64 px {SMALL_RES_KIMG:g} thousand images; else {DEFAULT_EPOCHS}, within {MIN_KIMG:g}-{MAX_KIMG:g} thousand")] = None,
-    steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.")] = None,
-    kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.")] = None,
+    steps: Annotated[Optional[int], _opt("--steps", help="Total optimizer steps instead of --epochs.", default="none: --epochs decides")] = None,
+    kimg: Annotated[Optional[float], _opt("--kimg", help="Total thousands of images instead of --epochs.", default="none: --epochs decides")] = None,
     img_resolution: Annotated[Optional[int], _opt("--img-resolution", help="16, 32, 64 or 128.", default=f"{D.img_resolution}; orl, celeba: 64")] = None,
     img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=f"{D.img_channels}; celeba: 3")] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", help="Images per step.", default=D.batch_size)] = None,
@@ -59,9 +59,9 @@ def train(
     sync_bn: Annotated[Optional[bool], _opt("--sync-bn/--no-sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over the global batch, not each rank's share (docs/distributed.md).", default="off")] = None,
     snapshot_kimg: Annotated[Optional[float], _opt("--snapshot-kimg", help="Sample grid, checkpoint and generator at the first epoch end after this many thousand images (0: every epoch).", default=D.snapshot_kimg)] = None,
     conditional: Annotated[Optional[bool], _opt("--conditional/--no-conditional", help="Train on the data's labels: digit classes (mnist-5k, mnist), people (orl), class subfolders of a folder, or CelebA attributes with --attrs; generate then takes a label (docs/training.md).", default="off")] = None,
-    attrs: Annotated[Optional[str], _opt("--attrs", help="With --conditional on celeba: the attributes to condition on, e.g. Smiling,Male,Eyeglasses.")] = None,
+    attrs: Annotated[Optional[str], _opt("--attrs", help="With --conditional on celeba: the attributes to condition on, e.g. Smiling,Male,Eyeglasses.", default="none")] = None,
     cond_d: Annotated[Optional[str], _opt("--cond-d", help="How D reads the label: projection (Miyato & Koyama 2018) or acgan (auxiliary classifier).", default=D.cond_d)] = None,
-    resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.")] = None,
+    resume: Annotated[Optional[Path], _opt("--resume", help="Continue this run directory from its checkpoint.", default="none: a new run")] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Seed for weights, data order, noise and sample latents.", default=D.seed)] = None,
     eval_every: Annotated[int, _opt("--eval-every", help="Every N epochs (and at the end) score the generator, log it to metrics.jsonl and eval.png, keep the best in best/ (docs/evaluate.md); 0: off.", default=0)] = 0,
     eval_n: Annotated[int, _opt("--eval-n", help="Images per --eval-every evaluation.", default=1000)] = 1000,
@@ -69,31 +69,21 @@ def train(
 ) -> None:
     """Train a DCGAN; writes runs/NNNNN-<desc>/ (checkpoint, generator.safetensors, samples, plots)."""
     # The parameters named like TrainOptions' fields are its options (None: not given).
-    given = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items() if k in TrainOptions.names()}
-    if resume is not None:
-        if not resume.is_dir():
-            from dcgan_rt.errors import DcganRtError
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()
+             if k in TrainOptions.names() and k not in ("data", "out")}
+    from dcgan_rt.extras import require_train
 
-            raise DcganRtError(f"--resume {resume}: run directory not found (pass one that dcgan-rt train made, "
-                               "e.g. runs/latest)")
-    else:
-        # A built-in source trains at its own size unless told otherwise (orl: 64 px gray).
-        size = source_defaults(data or D.data)
-        if size is not None:
-            given["img_resolution"] = img_resolution or size[0]
-            given["img_channels"] = img_channels or size[1]
+    require_train("dcgan-rt train")
+    from dcgan_rt import api
+
+    if resume is None:
         # Bad options fail here, before torch is imported: an instant, one-line answer.
-        opts = TrainOptions(**{k: v for k, v in given.items() if v is not None})
-        check_data_source(opts.data)
-        check_out_dir(opts.out)
+        api.train_options(data, out=out, **given)
 
     from dcgan_rt.train.distributed import world_from_env
-    from dcgan_rt.train.loop import TrainingInterrupted, resume_options, train_run
+    from dcgan_rt.train.loop import TrainingInterrupted
 
     main = world_from_env().is_main  # under torchrun only rank 0 reports
-
-    if resume is not None:
-        opts = resume_options(resume, {k: v for k, v in given.items() if k not in ("out",)})
 
     progress = (TtyProgress() if is_tty() else PlainProgress()) if main else _Base()
     callbacks = [progress]
@@ -104,12 +94,14 @@ def train(
     if eval_every and main:  # one process scores and keeps best/
         from dcgan_rt.train.eval_hook import EvalCallback
 
+        opts = api.train_options(data, out=out, resume=resume, **given)
         callbacks.append(EvalCallback(eval_every, eval_n, eval_metrics, data=opts.data,
                                       log=lambda text: console.print(text, highlight=False, soft_wrap=True)))
     start = time.perf_counter()
     try:
         with progress:
-            state = train_run(opts, resume=resume, callbacks=callbacks, on_run_dir=progress.announce)
+            result = api.train(data, out=out, resume=resume, callbacks=callbacks, on_run_dir=progress.announce,
+                               **given)
     except TrainingInterrupted as exc:
         if main:
             err_console.print(f"[yellow]{exc}[/]", highlight=False, soft_wrap=True)
@@ -117,9 +109,9 @@ def train(
     if not main:
         return
     minutes = (time.perf_counter() - start) / 60
-    console.print(f"done: {state.step} steps ({state.cur_nimg:,} images) in {minutes:.1f} min; "
-                  f"generator: {state.run_dir / 'generator.safetensors'}", highlight=False, soft_wrap=True)
-    console.print(str(state.run_dir), highlight=False, soft_wrap=True)
+    console.print(f"done: {result.steps} steps ({result.images:,} images) in {minutes:.1f} min; "
+                  f"generator: {result.generator}", highlight=False, soft_wrap=True)
+    console.print(str(result.run_dir), highlight=False, soft_wrap=True)
 
 
 def _fmt_eta(seconds: float) -> str:

@@ -23,7 +23,6 @@ Core tier: numpy at import; every runtime is imported by the backend that needs 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from dcgan_rt import __version__
+from dcgan_rt.backends.registry import BACKENDS, BuildOptions, backends_for, distribution
 from dcgan_rt.config import ModelConfig
 from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
@@ -43,7 +43,7 @@ from dcgan_rt.latents import latent_range
 from dcgan_rt.model_path import ModelPath, resolve_model
 from dcgan_rt.onnx_card import FLOAT_NCHW
 
-BENCH_BACKENDS = ("onnxruntime", "openvino", "torch", "onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
+BENCH_BACKENDS = tuple(BACKENDS)  # every row of dcgan_rt.backends.registry
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64, 128)
 DEFAULT_FORMATS = ("png", "npy", "tar")
 FLOPS_METHOD = ("2 x multiply-adds of each ConvTranspose2d, counted from the model config: "
@@ -193,7 +193,8 @@ def find_targets(model: str | Path, backends: list[str] | None = None,
     targets, skipped = [], []
     cfg = None
     for artifact in _artifacts(resolved):
-        for name in _backends_for(artifact):
+        for spec in backends_for(artifact.kind):
+            name = spec.name
             if name not in wanted:
                 continue
             try:
@@ -202,8 +203,8 @@ def find_targets(model: str | Path, backends: list[str] | None = None,
                 skipped.append({"backend": name, "path": str(artifact.path), "reason": str(exc)})
                 break
             cfg = cfg or meta["config"]
-            gpu_backend = name in ("onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
-            reason = _unavailable(name)
+            gpu_backend = spec.device == "gpu"
+            reason = spec.unavailable()
             if reason is None and meta["precision"] == "fp16" and not gpu_backend:
                 reason = "fp16 is a GPU precision; on the CPU it is emulated (bench it where there is a GPU)"
             if reason:
@@ -371,14 +372,6 @@ def _artifacts(resolved: ModelPath) -> list[ModelPath]:
     return found
 
 
-def _backends_for(artifact: ModelPath) -> tuple[str, ...]:
-    if artifact.kind == "safetensors":
-        return ("torch",)
-    if artifact.kind == "onnx":
-        return ("onnxruntime", "openvino", "onnxruntime-cuda", "onnxruntime-tensorrt")
-    return ("tensorrt",)
-
-
 def _describe(artifact: ModelPath) -> dict:
     """{"config", "precision", "output"} of an artifact, without running it."""
     if artifact.kind == "onnx":
@@ -399,73 +392,19 @@ def _describe(artifact: ModelPath) -> dict:
     return {"config": card.model_config, "precision": "fp32", "output": FLOAT_NCHW}
 
 
-def _unavailable(name: str) -> str | None:
-    """Why this backend cannot run here, or None."""
-    if name in ("onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt"):
-        if not (_installed("onnxruntime") or _installed("onnxruntime-gpu")):
-            return "onnxruntime is not installed (pip install 'dcgan-rt[cpu]')"
-        if name == "onnxruntime":
-            return None
-        import onnxruntime
-
-        provider = "CUDAExecutionProvider" if name == "onnxruntime-cuda" else "TensorrtExecutionProvider"
-        if provider not in onnxruntime.get_available_providers():
-            return f"this onnxruntime has no {provider} (pip install 'dcgan-rt[gpu]' on a machine with a GPU)"
-        return None if _cuda_driver() else "no CUDA GPU on this machine"
-    if name == "openvino":
-        return None if _installed("openvino") else "openvino is not installed (pip install 'dcgan-rt[openvino]')"
-    if name == "torch":
-        return None if _installed("torch") else "torch is not installed"
-    if name == "tensorrt":
-        if not _installed("tensorrt"):
-            return "tensorrt is not installed (pip install 'dcgan-rt[gpu]')"
-        return None if _cuda_driver() else "no CUDA GPU on this machine"
-    return f"unknown backend {name}"
-
-
 def _builder(name: str, path: Path, threads: int | None) -> Callable[[], object]:
-    def build():
-        if name in ("onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt"):
-            from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
-
-            providers = {"onnxruntime": "cpu", "onnxruntime-cuda": "cuda", "onnxruntime-tensorrt": "tensorrt"}[name]
-            return OnnxRuntimeBackend(path, providers=providers, threads=threads)
-        if name == "openvino":
-            from dcgan_rt.backends.openvino import OpenVinoBackend
-
-            return OpenVinoBackend(path, threads=threads)
-        if name == "torch":
-            from dcgan_rt.backends.torch import build_torch_backend
-
-            return build_torch_backend(path, threads=threads, uint8=False)
-        from dcgan_rt.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend(path)
-
-    return build
-
-
-def _installed(dist: str) -> str | None:
-    return _version(dist)
+    # torch returns floats here, as every other backend's float model does
+    return lambda: BACKENDS[name].build(path, BuildOptions(threads=threads, uint8=False))
 
 
 def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cuda_driver() -> bool:
-    try:
-        from dcgan_rt.gpu import find_gpu
-    except ImportError:
-        return False
-    return find_gpu(0)[0] is not None
+    return distribution(dist)
 
 
 def _cuda() -> bool:
-    if not _cuda_driver():
+    from dcgan_rt.backends.registry import cuda_driver
+
+    if not cuda_driver():
         return False
     try:
         import torch

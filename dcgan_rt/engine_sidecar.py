@@ -27,7 +27,7 @@ from dcgan_rt.atomic import write_json
 from dcgan_rt.digest import sha256_bytes
 from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import io_contract, output_kind
+from dcgan_rt.onnx_card import io_contract, output_kind, with_inputs
 from dcgan_rt.variant_table import PRECISIONS
 
 FORMAT = "dcgan-rt/tensorrt-engine"
@@ -71,7 +71,7 @@ class EngineSidecar:
             card = ModelCard.from_dict(data["model_card"], f"{source} model card")
             profile, gpu = data["batch_profile"], data["gpu"]
             sidecar = cls(
-                model_card=card, io=data["io"], precision=str(data["precision"]),
+                model_card=card, io=with_inputs(data["io"]) if isinstance(data["io"], dict) else data["io"], precision=str(data["precision"]),
                 tensorrt_version=str(data["tensorrt_version"]),
                 gpu_name=str(gpu["name"]), compute_capability=str(gpu["compute_capability"]),
                 batch_min=int(profile["min"]), batch_opt=int(profile["opt"]), batch_max=int(profile["max"]),

@@ -1,4 +1,5 @@
-"""What this machine offers dcgan-rt: Python, torch + CUDA, ONNX Runtime, TensorRT, the GPU.
+"""What this machine offers dcgan-rt: Python, torch + CUDA, ONNX Runtime, TensorRT, the GPU,
+and which backends of dcgan_rt.backends.registry can run here.
 
 Core tier; every optional package is imported inside `environment_report`, and a
 missing or broken one is reported, never raised: `dcgan-rt doctor` must work on
@@ -110,4 +111,8 @@ def environment_report() -> dict[str, dict[str, Any]]:
     else:
         report["gpu"] = {"device": gpu.name, "compute capability": gpu.compute_capability,
                          "memory": f"{gpu.total_memory / 2**30:.1f} GiB"}
+
+    from dcgan_rt.backends.registry import status
+
+    report["backends"] = status()  # the table select_backend and bench use: what runs here, or why not
     return report

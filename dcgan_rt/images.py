@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from dcgan_rt.errors import NumericalError, UsageError
 from dcgan_rt.pixels import to_uint8_nhwc
+from dcgan_rt.provenance import png_chunk as _chunk
 
 # zlib level 1 with PNG filter "None": on MNIST-like 28x28 digits the files are 5%
 # bigger than at level 6 and 5% smaller than Pillow's own level-1 output, and
@@ -47,31 +49,33 @@ def to_pil(image: np.ndarray, scale: int = 1) -> Image.Image:
     return im if scale == 1 else im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
-
-
-def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> list[bytes]:
+def encode_pngs(images: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL,
+                text: Sequence[bytes] | None = None, common_text: bytes = b"") -> list[bytes]:
     """PNG bytes of each uint8 (N, H, W, C) image, C = 1 (grayscale) or 3 (RGB), 8 bits.
 
     A minimal PNG writer (IHDR, one IDAT, IEND; every row filter type 0), vectorised
     over the batch; zlib releases the GIL while it deflates, so writer threads overlap.
+    Ready-made ancillary chunks (dcgan_rt.provenance.PngText) go before the image data:
+    `common_text` in every image, then `text[k]` in image k.
     """
     if images.ndim != 4 or images.shape[3] not in (1, 3) or images.dtype != np.uint8:
         raise UsageError(f"expected uint8 (N, H, W, 1|3) images, got {images.dtype} {images.shape}")
     n, h, w, c = images.shape
     header = _PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0))
+    header += common_text
     end = _chunk(b"IEND", b"")
     raw = np.zeros((n, h, 1 + w * c), dtype=np.uint8)  # column 0: the row's filter type (0, None)
     raw[:, :, 1:] = images.reshape(n, h, w * c)
-    return [header + _chunk(b"IDAT", zlib.compress(raw[k].tobytes(), compress_level)) + end for k in range(n)]
+    text = [b""] * n if text is None else text
+    return [b"".join((header, text[k], _chunk(b"IDAT", zlib.compress(raw[k].tobytes(), compress_level)), end))
+            for k in range(n)]
 
 
-def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """PNG bytes of one uint8 (H, W, C) image."""
+def encode_png(image: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL, text: bytes = b"") -> bytes:
+    """PNG bytes of one uint8 (H, W, C) image (with `text`: these ancillary chunks)."""
     if image.ndim != 3:
         raise UsageError(f"expected a uint8 (H, W, 1|3) image, got {image.dtype} {image.shape}")
-    return encode_pngs(image[None], compress_level)[0]
+    return encode_pngs(image[None], compress_level, common_text=text)[0]
 
 
 def make_grid(images: np.ndarray, cols: int, pad: int = 2, pad_value: int = 0) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Core tier. The manifest names the job: the model (path, kind, sha256 of the file, sha256 of
 the weights it was exported from, its model card), precision, seed, index range,
-format, image shape; and records the runs that wrote it (backend, the file it
+format, image shape, and for a conditional model the label rule and class names
+(`labels`, dcgan_rt.labels) and the png layout; and records the runs that wrote it (backend, the file it
 ran, batch size, counts, seconds). A run may resume a directory only if the job's
 identity matches (same weights and precision, seed, format, latents option, and
 a range that contains the old one, exactly the same one for shard formats);
@@ -24,6 +25,7 @@ from typing import Any
 
 from dcgan_rt import __version__
 from dcgan_rt.errors import DcganRtError
+from dcgan_rt.provenance import Provenance
 
 MANIFEST_NAME = "manifest.json"
 PREVIEW_NAME = "preview.png"
@@ -66,10 +68,17 @@ class Job:
     images_per_file: int | None  # npy / tar shard size; None for png
     image_shape: tuple[int, int, int]  # (H, W, C)
     z_dim: int
+    labels: dict | None = None  # LabelRule.to_manifest(); None for an unconditional model
+    layout: str = "flat"  # png: "flat" or "by-class"
 
     @property
     def end(self) -> int:
         return self.start + self.count
+
+    @property
+    def provenance(self) -> Provenance:
+        """What every image of the job says about itself (PNG text chunks, the manifest)."""
+        return Provenance(model_sha256=self.weights_sha256, seed=self.seed)
 
     def to_manifest(self) -> dict[str, Any]:
         h, w, c = self.image_shape
@@ -89,6 +98,9 @@ class Job:
             "save_latents": self.save_latents,
             "image": {"height": h, "width": w, "channels": c, "dtype": "uint8"},
             "latents": {"z_dim": self.z_dim, "rule": "z(seed, index), docs/latents.md"},
+            "labels": self.labels,
+            "layout": self.layout,
+            "provenance": self.provenance.to_manifest(),
         }
 
 
@@ -156,9 +168,10 @@ def conflicts(existing: dict, job: Job) -> list[str]:
                    f"{job.model_path}, weights sha256 {job.weights_sha256[:12]})")
     for key, label in (("precision", "precision"), ("seed", "seed"), ("format", "format"),
                        ("save_latents", "--save-latents"), ("images_per_file", "shard size"),
-                       ("image", "image shape")):
-        if existing.get(key) != new[key]:
-            why.append(f"{label} {existing.get(key)} (this run: {new[key]})")
+                       ("image", "image shape"), ("labels", "labels"), ("layout", "--layout")):
+        old_value = existing.get(key, _BEFORE_LABELS.get(key))  # manifests written before labels had neither
+        if old_value != new[key]:
+            why.append(f"{label} {_short(old_value)} (this run: {_short(new[key])})")
     old_start, old_end = existing.get("start"), existing.get("end")
     if job.format == "png":
         # PNGs stand alone, so a job may grow (e.g. -n 10000 after -n 5000), never shrink
@@ -171,6 +184,16 @@ def conflicts(existing: dict, job: Job) -> list[str]:
                    f"-n {job.count}; to resume, use the same --start and -n"
                    f"{', or a larger -n' if job.format == 'png' else ''})")
     return why
+
+
+_BEFORE_LABELS = {"labels": None, "layout": "flat"}
+
+
+def _short(value) -> str:
+    if isinstance(value, dict) and "rule" in value:  # a label rule: what differs is said in few words
+        extra = value.get("class") or value.get("fixed") or value.get("labels_file_sha256", "")[:12]
+        return f"{value['rule']}{f' {extra}' if extra else ''}"
+    return str(value)
 
 
 def merge_runs(manifests: list[dict]) -> list[dict]:

@@ -46,6 +46,7 @@ def _card_fields(card: ModelCard) -> dict[str, Any]:
             "trained_with": f"dcgan-rt {card.tool_version}", **({"extra": card.extra} if card.extra else {}),
         },
         "card": card.to_dict(),
+        **({"labels": {"kind": card.labels["kind"], "names": list(card.labels["names"])}} if card.labels else {}),
         **({"calibration": card.calibration} if card.calibration else {}),
     }
 

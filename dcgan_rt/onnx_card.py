@@ -6,7 +6,10 @@ three JSON documents in metadata_props:
 
 - "dcgan_rt.model_card": the same document as generator.json;
 - "dcgan_rt.io": input/output names, dtypes, shapes, precision (and, for uint8
-  outputs, the rounding rule);
+  outputs, the rounding rule). `inputs` lists every input, exactly as the model
+  card's `inputs` (z, then `label` for a conditional model); `input` repeats the
+  z input, as files written before labels existed had it, so apps that read it
+  keep working. Such older files (no `inputs`) are read as having z alone;
 - "dcgan_rt.export": provenance of this file (variant, opset, source sha256...).
 
 `read_onnx_card(path)` returns (ModelCard, io) after checking that the card is
@@ -24,10 +27,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dcgan_rt.errors import ArtifactError
-from dcgan_rt.model_card import METADATA_KEY, ModelCard
+from dcgan_rt.model_card import METADATA_KEY, Z_INPUT, ModelCard
 from dcgan_rt.variant_table import FLOAT_NCHW, OUTPUTS, PRECISIONS, UINT8_NHWC  # noqa: F401 (re-exported)
 
-INPUT_NAME = "z"
+INPUT_NAME = Z_INPUT
 OUTPUT_NAME = "images"
 IO_METADATA_KEY = "dcgan_rt.io"
 EXPORT_METADATA_KEY = "dcgan_rt.export"
@@ -53,11 +56,21 @@ def io_contract(card: ModelCard, output: str = FLOAT_NCHW, precision: str = "fp3
                "rule": UINT8_RULE}
     else:
         out = {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", c, h, w], "range": list(card.value_range)}
+    inputs = [dict(spec) for spec in card.inputs]
     return {
-        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["N", cfg.z_dim]},
+        "input": inputs[0],
+        "inputs": inputs,
         "output": out,
         "precision": precision,
     }
+
+
+def with_inputs(io: dict) -> dict:
+    """A contract as read from a file written before labels, with `inputs` filled in."""
+    io = dict(io)
+    if "inputs" not in io and isinstance(io.get("input"), dict):
+        io["inputs"] = [io["input"]]  # files written before labels: z was the only input
+    return io
 
 
 def output_kind(io: Mapping[str, Any]) -> str:
@@ -79,6 +92,7 @@ def card_from_metadata(metadata: Mapping[str, str], source: str = "ONNX model") 
         raise ArtifactError(f"{source} has no readable {IO_METADATA_KEY!r} metadata: re-export it with dcgan-rt export") from None
     if not isinstance(io, dict) or not isinstance(io.get("output"), dict):
         raise ArtifactError(f"{source}: {IO_METADATA_KEY!r} metadata is not an I/O contract: re-export it")
+    io = with_inputs(io)
     io.setdefault("precision", "fp32")  # files written before precision was recorded
     kind = UINT8_NHWC if io["output"].get("dtype") == "uint8" else FLOAT_NCHW
     precision = io["precision"] if io["precision"] in PRECISIONS else None
@@ -166,17 +180,18 @@ def _check_graph(model, io: dict, source: str) -> None:
     """The graph's real inputs and outputs must be the ones the contract promises."""
     initializers = {t.name for t in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
-    for role, values, spec in (("input", inputs, io["input"]), ("output", list(model.graph.output), io["output"])):
-        if len(values) != 1 or values[0].name != spec["name"]:
-            names = [v.name for v in values]
-            raise ArtifactError(f"{source}: graph {role}s are {names}, the contract promises [{spec['name']!r}]: re-export it")
-        tensor = values[0].type.tensor_type
-        dtype = _ELEM_TYPES.get(tensor.elem_type, f"type {tensor.elem_type}")
-        dims = [d.dim_param or d.dim_value for d in tensor.shape.dim]
-        fixed = [d for d, want in zip(dims, spec["shape"]) if not isinstance(want, str)]
-        wanted = [w for w in spec["shape"] if not isinstance(w, str)]
-        if dtype != spec["dtype"] or len(dims) != len(spec["shape"]) or fixed != wanted:
-            raise ArtifactError(
-                f"{source}: graph {role} {spec['name']!r} is {dtype} {dims}, the contract promises "
-                f"{spec['dtype']} {spec['shape']}: re-export it"
-            )
+    for role, values, specs in (("input", inputs, io["inputs"]), ("output", list(model.graph.output), [io["output"]])):
+        if [v.name for v in values] != [spec["name"] for spec in specs]:
+            raise ArtifactError(f"{source}: graph {role}s are {[v.name for v in values]}, the contract promises "
+                                f"{[spec['name'] for spec in specs]}: re-export it")
+        for value, spec in zip(values, specs):
+            tensor = value.type.tensor_type
+            dtype = _ELEM_TYPES.get(tensor.elem_type, f"type {tensor.elem_type}")
+            dims = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+            fixed = [d for d, want in zip(dims, spec["shape"]) if not isinstance(want, str)]
+            wanted = [w for w in spec["shape"] if not isinstance(w, str)]
+            if dtype != spec["dtype"] or len(dims) != len(spec["shape"]) or fixed != wanted:
+                raise ArtifactError(
+                    f"{source}: graph {role} {spec['name']!r} is {dtype} {dims}, the contract promises "
+                    f"{spec['dtype']} {spec['shape']}: re-export it"
+                )

@@ -18,8 +18,10 @@ from PIL import Image
 
 from dcgan_rt.atomic import write_bytes
 from dcgan_rt.backends import Backend
+from dcgan_rt.batch import Batch
 from dcgan_rt.errors import UsageError
 from dcgan_rt.images import make_grid, to_pil
+from dcgan_rt.labels import LabelRequest, make_rule
 from dcgan_rt.latents import MAX_SEED, latent_range, latents
 
 GIF_FRAME_MS = 40
@@ -84,13 +86,21 @@ def sample_grid(backend: Backend, seed: int, cols: int, rows: int, out: str | Pa
     out = Path(out)
     check_scale(scale)
     fmt = grid_format(out)
-    z = latent_range(seed, 0, cols * rows, backend.z_dim)
+    indices = np.arange(cols * rows, dtype=np.int64)
+    inputs = _with_default_labels(backend, seed, indices, latent_range(seed, 0, cols * rows, backend.z_dim))
     batch = max(1, min(256, backend.max_batch or 256))
-    images = np.concatenate([backend.images(z[i : i + batch]) for i in range(0, len(z), batch)])
+    images = np.concatenate([backend.images(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
     buf = io.BytesIO()
     to_pil(make_grid(images, cols), scale).save(buf, format=fmt)
     write_bytes(out, buf.getvalue())
     return out
+
+
+def _with_default_labels(backend: Backend, seed: int, indices: np.ndarray, z: np.ndarray) -> Batch:
+    """The batch `generate` would make for these indices: for a conditional model, with the
+    default label rule's y(seed, i) (dcgan_rt.labels), so the grid shows generate's images."""
+    rule = make_rule(backend.card, LabelRequest(), 0, 1)
+    return Batch(indices, z, None if rule is None else rule.labels(seed, indices))
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -118,8 +128,10 @@ def interpolation_gif(backend: Backend, seeds: list[int], frames: int, out: str 
     check_scale(scale)
     check_gif_path(out)
     z = walk_latents(seeds, frames, backend.z_dim)
+    # a conditional model walks with the label of image 0 of the first seed (class 0 by default)
+    inputs = _with_default_labels(backend, seeds[0], np.zeros(len(z), dtype=np.int64), z)
     batch = max(1, min(256, backend.max_batch or 256))
-    images = np.concatenate([backend.images(z[i : i + batch]) for i in range(0, len(z), batch)])
+    images = np.concatenate([backend.images(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
     pictures = [to_pil(im, scale) for im in images]
     buf = io.BytesIO()
     pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=GIF_FRAME_MS, loop=0,

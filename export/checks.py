@@ -20,25 +20,23 @@ an installed component that fails to load or start is a failure.
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from dcgan_rt.backends import select_backend
+from dcgan_rt.backends.registry import BACKENDS, backends_for
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.engine_sidecar import REBUILD, read_sidecar
 from dcgan_rt.errors import ArtifactError, DcganRtError
-from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_path import resolve_model
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
-from dcgan_rt.export.parity import ParityResult, check_parity, fresh_latents, reference_evaluator_runner
+from dcgan_rt.export.parity import ParityResult, check_parity, fresh_inputs, reference_evaluator_runner
 
 PARITY_COUNT = 64
 PARITY_BATCHES = (1, 7, 56)
 REFERENCE_EVALUATOR_COUNT = 2  # onnx.reference takes seconds per 64x64 image
-GPU_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
 @dataclass(frozen=True)
@@ -102,28 +100,6 @@ class _Rows:
                                             else f"{type(exc).__name__}: {text}"))
 
 
-def installed(package: str) -> bool:
-    """Whether `package` is installed (found), whether or not it loads."""
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def gpu_state() -> tuple[bool, str | None]:
-    gpu, reason = find_gpu()
-    return gpu is not None, reason
-
-
-def ort_providers() -> list[str] | None:
-    """ONNX Runtime's providers, or None when onnxruntime is not installed."""
-    if not installed("onnxruntime"):
-        return None
-    import onnxruntime
-
-    return onnxruntime.get_available_providers()
-
-
 def check_model(model: str | Path, log: Callable[[str], None] = lambda _msg: None) -> DoctorReport:
     resolved = resolve_model(model)
     check = {"safetensors": _check_weights, "onnx": _check_onnx, "engine": _check_engine}[resolved.kind]
@@ -131,36 +107,26 @@ def check_model(model: str | Path, log: Callable[[str], None] = lambda _msg: Non
 
 
 def _onnx_rows(rows: _Rows, path: Path, variant: str, *, with_cpu: bool, with_engine: bool, tmp: Path) -> None:
-    providers = ort_providers()
-    has_gpu, no_gpu = gpu_state()
-    if providers is None:
-        rows.report.skipped.append("onnxruntime: not installed (pip install 'dcgan-rt[cpu]', or [gpu])")
-    else:
-        if with_cpu:
-            rows.backend(variant, "onnxruntime-cpu", path, "onnxruntime", providers="cpu")
-        for choice, provider in GPU_PROVIDERS.items():
-            label = f"onnxruntime-{choice}"
-            if provider not in providers:
-                rows.report.skipped.append(f"{label}: this onnxruntime has no {provider} (pip install 'dcgan-rt[gpu]')")
-            elif not has_gpu:
-                rows.report.skipped.append(f"{label}: {no_gpu}")
-            else:
-                rows.backend(variant, label, path, "onnxruntime", providers=choice)
-    if not installed("openvino"):
-        rows.report.skipped.append("openvino: not installed (pip install 'dcgan-rt[openvino]')")
-    else:
-        rows.backend(variant, "openvino", path, "openvino")
+    """A row per backend of the registry that runs ONNX files (the CPU provider only when asked)."""
+    for spec in backends_for("onnx"):
+        label = "onnxruntime-cpu" if spec.name == "onnxruntime" else spec.name
+        if spec.name == "onnxruntime" and not with_cpu:
+            continue
+        why = spec.unavailable()
+        if why is not None:
+            rows.report.skipped.append(f"{label}: {why}")
+        elif spec.name.startswith("onnxruntime"):
+            rows.backend(variant, label, path, "onnxruntime", providers=label.split("-", 1)[1])
+        else:
+            rows.backend(variant, label, path, spec.name)
     if with_engine:
         _engine_row(rows, path, variant, tmp)
 
 
 def _engine_row(rows: _Rows, onnx_path: Path, variant: str, tmp: Path) -> None:
-    has_gpu, no_gpu = gpu_state()
-    if not installed("tensorrt"):
-        rows.report.skipped.append("tensorrt: not installed (pip install 'dcgan-rt[gpu]')")
-        return
-    if not has_gpu:
-        rows.report.skipped.append(f"tensorrt: {no_gpu}")
+    why = BACKENDS["tensorrt"].unavailable()
+    if why is not None:
+        rows.report.skipped.append(f"tensorrt: {why}")
         return
     engine_path = tmp / f"{variant}.engine"
     try:
@@ -181,7 +147,7 @@ def _check_weights(path: Path, log: Callable[[str], None]) -> DoctorReport:
     from dcgan_rt.train.release import load_generator
 
     generator, card = load_generator(path)
-    seed, z = fresh_latents(PARITY_COUNT, card.model_config.z_dim)
+    seed, z = fresh_inputs(PARITY_COUNT, card)  # a Batch: latents, and labels for a conditional model
     report = DoctorReport("PyTorch fp32", seed)
     rows = _Rows(report, z, reference_images(generator, z), log)
     import torch
@@ -207,8 +173,8 @@ def _check_onnx(path: Path, log: Callable[[str], None]) -> DoctorReport:
     card, io = read_onnx_card(path)
     precision, output = io["precision"], output_kind(io)
     variant = _variant_name(precision, output)
-    with_ort = ort_providers() is not None
-    seed, z = fresh_latents(PARITY_COUNT if with_ort else REFERENCE_EVALUATOR_COUNT * 2, card.model_config.z_dim)
+    with_ort = BACKENDS["onnxruntime"].unavailable() is None
+    seed, z = fresh_inputs(PARITY_COUNT if with_ort else REFERENCE_EVALUATOR_COUNT * 2, card)
     if with_ort:
         report = DoctorReport(f"ONNX Runtime CPU on {path.name}", seed)
         with select_backend(path, "onnxruntime", providers="cpu") as cpu:
@@ -235,16 +201,14 @@ def _check_engine(path: Path, log: Callable[[str], None]) -> DoctorReport:
                             f"put it beside the engine or {REBUILD}")
     if sha256_file(source) != sidecar.onnx_sha256:
         raise ArtifactError(f"{path.name} was built from a different {sidecar.onnx_file} (sha256 differs): {REBUILD}")
-    seed, z = fresh_latents(PARITY_COUNT, sidecar.model_card.model_config.z_dim)
+    seed, z = fresh_inputs(PARITY_COUNT, sidecar.model_card)
     report = DoctorReport(f"ONNX Runtime CPU on {sidecar.onnx_file}", seed)
     with select_backend(source, "onnxruntime", providers="cpu") as cpu:
         reference = cpu(z)
     rows = _Rows(report, z, reference, log)
-    has_gpu, no_gpu = gpu_state()
-    if not installed("tensorrt"):
-        report.skipped.append("tensorrt: not installed (pip install 'dcgan-rt[gpu]')")
-    elif not has_gpu:
-        report.skipped.append(f"tensorrt: {no_gpu}")
+    why = BACKENDS["tensorrt"].unavailable()
+    if why is not None:
+        report.skipped.append(f"tensorrt: {why}")
     else:
         rows.backend(_variant_name(sidecar.precision, output_kind(sidecar.io)), "tensorrt", path, "tensorrt")
     return report

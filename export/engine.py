@@ -3,7 +3,9 @@
 Export tier; `tensorrt` is imported lazily. The build follows the current Python
 API (TensorRT 10.x and 11.x): Builder -> strongly typed network -> OnnxParser
 (every parser error reported) -> builder config with a workspace limit and one
-optimization profile for `z` (min 1, opt = max = --max-batch) -> timing cache ->
+optimization profile covering every input (`z`, and a conditional model's `label`:
+batch min 1, opt = max = --max-batch; IOptimizationProfile.set_shape per input
+tensor, the same batch range for each) -> timing cache ->
 build_serialized_network. The plan is written as is, plus its JSON sidecar
 (dcgan_rt.engine_sidecar).
 
@@ -36,7 +38,7 @@ from dcgan_rt.engine_sidecar import EngineSidecar, write_sidecar
 from dcgan_rt.errors import DcganRtError
 from dcgan_rt.gpu import find_gpu
 from dcgan_rt.model_card import ModelCard
-from dcgan_rt.onnx_card import INPUT_NAME, io_contract
+from dcgan_rt.onnx_card import io_contract
 
 WORKSPACE_BYTES = 2 << 30
 
@@ -102,10 +104,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
         flag = {"fp16": "FP16", "int8": "INT8"}.get(precision)
         if flag and hasattr(trt.BuilderFlag, flag):
             config.set_flag(getattr(trt.BuilderFlag, flag))
-    profile = builder.create_optimization_profile()
-    z_dim = card.model_config.z_dim
-    profile.set_shape(INPUT_NAME, (1, z_dim), (max_batch, z_dim), (max_batch, z_dim))
-    config.add_optimization_profile(profile)
+    config.add_optimization_profile(batch_profile(builder.create_optimization_profile(), card, max_batch))
 
     cache_file = timing_cache_path(trt.__version__, gpu.compute_capability)
     cache = None
@@ -143,6 +142,15 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, card: ModelCard
     return sidecar
 
 
+def batch_profile(profile, card: ModelCard, max_batch: int):
+    """One optimisation profile for every input the card lists (batch 1..max_batch, the
+    other dimensions fixed): z [N, z_dim], and label [N] or [N, A] for a conditional model."""
+    for spec in card.inputs:
+        tail = tuple(spec["shape"][1:])
+        profile.set_shape(spec["name"], (1, *tail), (max_batch, *tail), (max_batch, *tail))
+    return profile
+
+
 def _major(version: str) -> int:
     try:
         return int(version.split(".")[0])
@@ -160,16 +168,18 @@ def _parser_error(error) -> str:
 
 
 def engine_runner(engine_path: str | Path, device: int = 0):
-    """z (numpy float32) -> the engine's output, through the very backend `generate --backend
+    """z (numpy float32), or a Batch with labels -> the engine's output, through the very backend `generate --backend
     tensorrt` runs (dcgan_rt.backends.tensorrt.TensorRTBackend: its buffers, stream and
     two-slot pipeline), in chunks of the engine's maximum batch. `run.backend` is it."""
     from dcgan_rt.backends.tensorrt import TensorRTBackend
+    from dcgan_rt.batch import as_batch
 
     backend = TensorRTBackend(engine_path, device=device)
 
-    def run(z: np.ndarray) -> np.ndarray:
-        step = backend.max_batch or len(z)
-        return np.concatenate([backend(z[s:s + step]) for s in range(0, len(z), step)])
+    def run(inputs) -> np.ndarray:
+        batch = as_batch(inputs)
+        step = backend.max_batch or len(batch)
+        return np.concatenate([backend(batch.take(s, s + step)) for s in range(0, len(batch), step)])
 
     run.backend = backend
     return run

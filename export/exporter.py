@@ -24,7 +24,7 @@ from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 from dcgan_rt.export.engine import build_engine, engine_runner
 from dcgan_rt.export.preflight import DEFAULT_OPSET, plan_export
 from dcgan_rt.export.parity import (
-    ParityResult, backend_name, check_finite_reference, check_parity, fresh_latents, onnxruntime_runner,
+    ParityResult, backend_name, check_finite_reference, check_parity, fresh_inputs, onnxruntime_runner,
     raise_on_failure, reference_images,
 )
 from dcgan_rt.onnx_card import read_onnx_card
@@ -92,7 +92,7 @@ def _export_into(stage: Path, report: ExportReport, generator, card, source: Pat
         "source_file": source.name, "source_sha256": sha256_file(source),
         "torch_version": torch.__version__, "tool_version": __version__,
     }
-    report.seed, z = fresh_latents(PARITY_COUNT, card.model_config.z_dim)
+    report.seed, z = fresh_inputs(PARITY_COUNT, card)  # a Batch: latents, and labels for a conditional model
     reference = reference_images(generator, z)
     check_finite_reference(reference, report.seed)  # a broken generator is refused before anything is exported
     variants = select_variants(options)

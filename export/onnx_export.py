@@ -1,6 +1,8 @@
 """Export a Generator to one self-contained ONNX file with its model card in metadata_props.
 
-Export tier. Input `z` float32 [N, z_dim] with a dynamic batch axis; output
+Export tier. Input `z` float32 [N, z_dim] with a dynamic batch axis (and, for a
+conditional model, `label`: int64 [N] class indices or float32 [N, A] 0/1
+attribute vectors, as the model card's `inputs` list them); output
 `images` float32 [N, C, H, W] in [-1, 1] (the uint8 variant: [N, H, W, C]). The
 torch.export-based exporter (dynamo=True) folds eval-mode BatchNorm into the
 transposed convolutions. The I/O contract itself lives in the core tier
@@ -13,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import onnx
@@ -22,7 +25,7 @@ from dcgan_rt import __version__
 from dcgan_rt.atomic import atomic_path
 from dcgan_rt.errors import UsageError
 from dcgan_rt.export.preflight import DEFAULT_OPSET, MIN_OPSET, check_opset
-from dcgan_rt.model_card import METADATA_KEY, ModelCard
+from dcgan_rt.model_card import METADATA_KEY, ModelCard, default_inputs
 from dcgan_rt.onnx_card import (
     EXPORT_METADATA_KEY, FLOAT_NCHW, INPUT_NAME, IO_METADATA_KEY, OUTPUT_NAME, io_contract,
 )
@@ -38,16 +41,20 @@ def to_onnx_model(generator: torch.nn.Module, opset: int = DEFAULT_OPSET) -> onn
     mode on the CPU into an in-memory ONNX model."""
     check_opset(opset)
     generator = generator.eval().cpu()
-    z = torch.zeros(2, generator.cfg.z_dim)
+    specs = default_inputs(generator.cfg)  # z, and a conditional model's label
+    dtypes = {"float32": torch.float32, "int64": torch.int64}
+    examples = tuple(torch.zeros(2, *spec["shape"][1:], dtype=dtypes[spec["dtype"]]) for spec in specs)
     batch = torch.export.Dim("N", min=1, max=1 << 20)
     # The exporter prints progress lines; keep the CLI's output ours.
-    with contextlib.redirect_stdout(io.StringIO()), _quiet_loggers():
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_loggers(), warnings.catch_warnings():
+        # z and label share the batch axis N: the exporter says so, and names it N anyway
+        warnings.filterwarnings("ignore", message=r".*axis name: N will not be used")
         program = torch.onnx.export(
             generator,
-            (z,),
-            input_names=[INPUT_NAME],
+            examples,
+            input_names=[spec["name"] for spec in specs],
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={"z": {0: batch}},
+            dynamic_shapes=tuple({0: batch} for _ in specs),
             opset_version=opset,
             dynamo=True,
             external_data=False,
@@ -58,7 +65,8 @@ def to_onnx_model(generator: torch.nn.Module, opset: int = DEFAULT_OPSET) -> onn
     if produced != opset:
         raise UsageError(f"torch's ONNX exporter cannot write opset {opset} (it wrote {produced}): pick another --opset")
     model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    for graph_input in model.graph.input[:len(specs)]:
+        graph_input.type.tensor_type.shape.dim[0].dim_param = "N"
     return model
 
 

@@ -20,15 +20,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from dcgan_rt.batch import Batch, as_batch
 from dcgan_rt.errors import NumericalError
 from dcgan_rt.latents import latent_range
-from dcgan_rt.onnx_card import INPUT_NAME, UINT8_NHWC
+from dcgan_rt.onnx_card import UINT8_NHWC
 from dcgan_rt.pixels import to_uint8_nhwc
 from dcgan_rt.variant_table import VARIANTS, Bound
 
-__all__ = ["BOUNDS", "Bound", "ParityResult", "check_parity", "errors", "fresh_latents", "reference_images"]
+__all__ = ["BOUNDS", "Bound", "ParityResult", "check_parity", "errors", "fresh_inputs", "fresh_latents", "reference_images"]
 
-Runner = Callable[[np.ndarray], np.ndarray]
+Runner = Callable[[Batch | np.ndarray], np.ndarray]  # a Batch (z and labels), or bare z
 
 
 BOUNDS = {(v.precision, v.output): v.bound for v in VARIANTS.values()}
@@ -66,15 +67,30 @@ def fresh_latents(count: int, z_dim: int, seed: int | None = None) -> tuple[int,
     return seed, latent_range(seed, 0, count, z_dim)
 
 
-def reference_images(generator, z: np.ndarray, chunk: int = 256) -> np.ndarray:
+def fresh_inputs(count: int, card, seed: int | None = None) -> tuple[int, Batch]:
+    """(seed, Batch): latents z(seed, 0..count-1) for a new random seed unless one is given,
+    and for a conditional model the default labels y(seed, i) (every class, or the card's
+    joint distribution of attributes; dcgan_rt.labels)."""
+    from dcgan_rt.labels import LabelRequest, make_rule
+
+    seed, z = fresh_latents(count, card.model_config.z_dim, seed)
+    rule = make_rule(card, LabelRequest(), 0, count)
+    indices = np.arange(count, dtype=np.int64)
+    return seed, Batch(indices, z, None if rule is None else rule.labels(seed, indices))
+
+
+def reference_images(generator, inputs: Batch | np.ndarray, chunk: int = 256) -> np.ndarray:
     """The PyTorch fp32 generator on the CPU: float32 (N, C, H, W)."""
     import torch
 
     generator = generator.eval().float().cpu()
+    batch = as_batch(inputs)
     outs = []
     with torch.no_grad():
-        for s in range(0, len(z), chunk):
-            outs.append(generator(torch.from_numpy(np.ascontiguousarray(z[s:s + chunk]))).numpy())
+        for s in range(0, len(batch), chunk):
+            part = batch.take(s, s + chunk)
+            args = [torch.from_numpy(np.ascontiguousarray(a)) for a in (part.z, part.labels) if a is not None]
+            outs.append(generator(*args).numpy())
     return np.concatenate(outs).astype(np.float32, copy=False)
 
 
@@ -119,19 +135,21 @@ def check_finite_reference(reference: np.ndarray, seed: int) -> None:
 
 
 def check_parity(variant: str, precision: str, output: str, backend: str, runner: Runner,
-                 z: np.ndarray, reference: np.ndarray, batch_sizes: Sequence[int] | None = None) -> ParityResult:
-    """Run `runner` over z (in batches of `batch_sizes`, cycling; default one batch) and compare."""
+                 inputs: Batch | np.ndarray, reference: np.ndarray,
+                 batch_sizes: Sequence[int] | None = None) -> ParityResult:
+    """Run `runner` over the inputs (in batches of `batch_sizes`, cycling; default one batch) and compare."""
+    batch = as_batch(inputs)
     got, start, i = [], 0, 0
-    sizes = list(batch_sizes or [len(z)])
-    while start < len(z):
+    sizes = list(batch_sizes or [len(batch)])
+    while start < len(batch):
         n = sizes[i % len(sizes)]
-        got.append(np.asarray(runner(np.ascontiguousarray(z[start:start + n]))))
+        got.append(np.asarray(runner(batch.take(start, start + n))))
         start, i = start + n, i + 1
     bound = BOUNDS[(precision, output)]
     diff = abs_difference(output, np.concatenate(got), reference, levels=bound.unit == "levels")
     if diff is None:
-        return ParityResult(variant, backend, math.nan, math.nan, bound, len(z))
-    return ParityResult(variant, backend, float(diff.max()), float(diff.mean()), bound, len(z),
+        return ParityResult(variant, backend, math.nan, math.nan, bound, len(batch))
+    return ParityResult(variant, backend, float(diff.max()), float(diff.mean()), bound, len(batch),
                         float(np.percentile(diff, 99)))
 
 
@@ -165,10 +183,14 @@ def reference_evaluator_runner(path: str | Path) -> Runner:
     """onnx.reference: ONNX's own numpy implementation of every op (slow; small batches)."""
     from onnx.reference import ReferenceEvaluator
 
-    evaluator = ReferenceEvaluator(str(path))
+    from dcgan_rt.onnx_card import read_onnx_card
 
-    def run(z: np.ndarray) -> np.ndarray:
-        return evaluator.run(None, {INPUT_NAME: z})[0]
+    evaluator = ReferenceEvaluator(str(path))
+    names = [spec["name"] for spec in read_onnx_card(path)[1]["inputs"]]  # z, then label if any
+
+    def run(inputs) -> np.ndarray:
+        batch = as_batch(inputs)
+        return evaluator.run(None, dict(zip(names, (batch.z, batch.labels))))[0]
 
     return run
 

@@ -66,11 +66,25 @@ class Calibration:
 
 
 class _LatentReader:
-    """onnxruntime.quantization's CalibrationDataReader over latent batches."""
+    """onnxruntime.quantization's CalibrationDataReader over latent batches (with a conditional
+    model's default labels y(seed, i), dcgan_rt.labels, as its `label` input)."""
 
-    def __init__(self, z_dim: int, calibration: Calibration):
+    def __init__(self, z_dim: int, calibration: Calibration, card=None):
         z = latent_range(calibration.seed, 0, calibration.count, z_dim)
-        self._batches = iter([{INPUT_NAME: z[s:s + CALIBRATION_BATCH]} for s in range(0, len(z), CALIBRATION_BATCH)])
+        labels = None
+        if card is not None and card.labels is not None:
+            import numpy as np
+
+            from dcgan_rt.labels import LabelRequest, make_rule
+            from dcgan_rt.model_card import LABEL_INPUT
+
+            rule = make_rule(card, LabelRequest(), 0, calibration.count)
+            labels = rule.labels(calibration.seed, np.arange(calibration.count))
+        self._batches = iter([
+            {INPUT_NAME: z[s:s + CALIBRATION_BATCH],
+             **({LABEL_INPUT: labels[s:s + CALIBRATION_BATCH]} if labels is not None else {})}
+            for s in range(0, len(z), CALIBRATION_BATCH)
+        ])
 
     def get_next(self):
         return next(self._batches, None)
@@ -88,7 +102,7 @@ def last_layer_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibration | None = None,
-                  keep_last_layer_float: bool = True) -> tuple[onnx.ModelProto, Calibration]:
+                  keep_last_layer_float: bool = True, card=None) -> tuple[onnx.ModelProto, Calibration]:
     """(QDQ int8 model, calibration used) from the CPU-optimized fp32 model. Metadata is
     the caller's to set (the float model's is dropped with the rest of its graph)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -104,7 +118,7 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
         onnx.save_model(float_model, str(src))
         with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():  # its progress lines and advice
             quantize_static(
-                str(src), str(dst), _LatentReader(z_dim, calibration),
+                str(src), str(dst), _LatentReader(z_dim, calibration, card),
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True, reduce_range=calibration.reduce_range, calibrate_method=method,

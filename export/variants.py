@@ -70,15 +70,18 @@ def fold_batchnorm(generator: Generator) -> Generator:
 
 
 class HalfPrecision(nn.Module):
-    """z float32 -> fp16 generator -> images float32."""
+    """z float32 (and label) -> fp16 generator -> images float32. The label embedding stays
+    float32, like z: latent_input runs before the cast."""
 
     def __init__(self, generator: Generator):
         super().__init__()
         self.cfg = generator.cfg
         self.generator = fold_batchnorm(generator).half()
+        if hasattr(self.generator, "label_embed"):
+            self.generator.label_embed.float()
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator.main(self.generator.latent_input(z).half()).float()
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator.main(self.generator.latent_input(z, label).half()).float()
 
 
 def variant_module(generator: Generator, variant: Variant) -> nn.Module:
@@ -131,7 +134,7 @@ def to_variant_model(generator: Generator, card: ModelCard, variant: Variant, op
         from dcgan_rt.export.quantize import quantize_int8
 
         fp32_model = fp32_model or optimize_for_cpu(to_onnx_model(variant_module(generator, VARIANTS["fp32"]), opset))
-        model, used = quantize_int8(fp32_model, card.model_config.z_dim)
+        model, used = quantize_int8(fp32_model, card.model_config.z_dim, card=card)
         calibration = used.to_card()
     else:
         model = to_onnx_model(variant_module(generator, variant), opset)

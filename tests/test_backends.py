@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import textwrap
@@ -17,6 +18,17 @@ from dcgan_rt.errors import ArtifactError, MissingDependencyError, NumericalErro
 from dcgan_rt.images import to_uint8
 from dcgan_rt.latents import latents
 from dcgan_rt.onnx_card import UINT8_NHWC
+
+
+def run_cli_python(code: str, env: dict):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc
 
 
 def blocker(tmp_path, *modules: str) -> dict:
@@ -36,11 +48,36 @@ def blocker(tmp_path, *modules: str) -> dict:
     return {"PYTHONPATH": str(site)}
 
 
-def test_auto_picks_onnxruntime_for_onnx_and_says_why(tiny_onnx):
+def test_auto_picks_the_fastest_cpu_runtime_installed_for_onnx_and_says_why(tiny_onnx, tmp_path):
+    """OpenVINO where it is installed (the faster CPU runtime for fp32, docs/performance.md),
+    ONNX Runtime where it is not; the file and its precision are the ones given."""
+    pytest.importorskip("openvino", reason="this check compares auto with and without OpenVINO")
     with select_backend(tiny_onnx) as b:
-        assert isinstance(b, OnnxRuntimeBackend) and b.device == "cpu"
-        assert "MODEL is ONNX" in b.reason and "CPUExecutionProvider" in b.describe()
+        assert b.name == "openvino" and b.device == "cpu" and b.artifact.path == tiny_onnx
+        assert "MODEL is ONNX" in b.reason and "OpenVINO is the fastest CPU runtime" in b.reason
         assert b.z_dim == 16 and b.precision == "fp32"
+    probe = ("from dcgan_rt.backends import select_backend; b = select_backend(%r); "
+             "print(b.name, '|', b.describe(), '|', b.reason)" % str(tiny_onnx))
+    proc = run_cli_python(probe, env=blocker(tmp_path, "openvino"))
+    name, described, reason = (part.strip() for part in proc.stdout.split("|"))
+    assert name == "onnxruntime" and "CPUExecutionProvider" in described
+    assert "pip install 'dcgan-rt[openvino]'" in reason  # says what would be faster
+
+
+def test_auto_runs_each_precision_on_its_fastest_cpu_runtime_and_never_swaps_the_file(tiny_model_dir, tmp_path):
+    """fp16 stays on ONNX Runtime; int8, like fp32, goes to OpenVINO where it is installed."""
+    from dcgan_rt.export.exporter import export_model
+
+    export_model(tiny_model_dir, out=tmp_path / "export", options=("fp16", "int8"), engine=False)
+    fp16 = tmp_path / "export" / "generator.fp16.onnx"
+    with select_backend(fp16) as b:
+        assert b.name == "onnxruntime" and b.precision == "fp16" and b.artifact.path == fp16
+        assert "runs fp16 files on the CPU" in b.reason
+    int8 = tmp_path / "export" / "generator.int8.onnx"
+    expected = "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"
+    with select_backend(int8) as b:
+        assert b.name == expected and b.precision == "int8" and b.artifact.path == int8
+        assert "int8 files" in b.reason
 
 
 def test_auto_on_a_run_dir_uses_its_export_only_when_made_from_these_weights(tiny_model_dir, tiny_onnx, tmp_path):
@@ -61,7 +98,7 @@ def test_auto_on_a_run_dir_uses_its_export_only_when_made_from_these_weights(tin
         {"source_sha256": sha256_bytes((run / "generator.safetensors").read_bytes())}))
     onnx.save(model, run / "export" / "generator.onnx")
     with select_backend(run) as b:
-        assert b.name == "onnxruntime" and b.artifact.path == run / "export" / "generator.onnx"
+        assert b.name in ("onnxruntime", "openvino") and b.artifact.path == run / "export" / "generator.onnx"
         assert "exported from these weights" in b.reason
 
 
@@ -120,16 +157,19 @@ def test_cuda_provider_asked_for_without_onnxruntime_gpu_names_the_package(tiny_
 def test_generate_from_onnx_works_with_torch_blocked(tiny_onnx, tiny_model_dir, tmp_path):
     env = blocker(tmp_path, "torch")
     probe = run_cli("generate", tiny_model_dir, "-n", 3, "--out", tmp_path / "t", "--backend", "torch", env=env)
-    assert_clean_error(probe, 1, "needs torch", "pip install torch")  # the blocker works, and says so cleanly
+    assert_clean_error(probe, 1, "needs torch", "pip install 'dcgan-rt[train]'")  # the blocker works, cleanly
 
     out = tmp_path / "out"
     proc = run_cli("generate", tiny_onnx, "-n", 20, "--out", out, "--format", "tar", env=env, check=True)
-    assert "onnxruntime" in proc.stdout and (out / "shard-000000.tar").exists()
-    assert json.loads((out / "manifest.json").read_text())["complete"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and (out / "shard-000000.tar").exists()
+    assert manifest["backend"] in ("onnxruntime", "openvino") and manifest["backend"] in proc.stdout
 
 
 def test_missing_onnxruntime_is_one_line_naming_the_extra(tiny_onnx, tmp_path):
-    proc = run_cli("generate", tiny_onnx, "-n", 3, "--out", tmp_path / "out", env=blocker(tmp_path, "onnxruntime"))
+    # OpenVINO blocked too: with it, auto would run the file on OpenVINO instead
+    proc = run_cli("generate", tiny_onnx, "-n", 3, "--out", tmp_path / "out",
+                   env=blocker(tmp_path, "onnxruntime", "openvino"))
     assert_clean_error(proc, 1, "needs onnxruntime", "pip install 'dcgan-rt[cpu]'")
     assert not (tmp_path / "out").exists()
 

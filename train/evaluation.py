@@ -20,6 +20,7 @@ compare numbers measured with the same N (docs/evaluate.md gives magnitudes).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,12 +229,31 @@ def check_num_images(num_images: int) -> None:
                          f"got {num_images}")
 
 
-def default_data(card) -> str:
-    """The data a model was trained on, from its card, when that can be read here."""
-    if card.dataset in BUILTIN_SOURCES or Path(card.dataset).is_dir():
+def default_data(card, model: str | Path | None = None) -> str:
+    """The data a model was trained on, when that can be read here: a built-in source by
+    name, else the folder its run directory's train_config.json records (a card names a
+    folder, never its path), else the absolute path a version-1 card recorded."""
+    if card.dataset in BUILTIN_SOURCES:
+        return card.dataset
+    recorded = _recorded_folder(Path(model)) if model is not None else None
+    if recorded is not None:
+        return recorded
+    if Path(card.dataset).is_absolute() and Path(card.dataset).is_dir():
         return card.dataset
     raise UsageError(f"the model was trained on {card.dataset!r}, which is not a data source here: pass "
                      f"--data {'|'.join(BUILTIN_SOURCES)}|DIR")
+
+
+def _recorded_folder(model: Path) -> str | None:
+    """The folder a run directory recorded, for MODEL inside it (or in its export/)."""
+    folder = model if model.is_dir() else model.parent
+    for run in (folder, folder.parent):
+        try:
+            path = json.loads((run / "train_config.json").read_text())["dataset"]["path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return path if isinstance(path, str) and Path(path).is_dir() else None
+    return None
 
 
 def training_crop(card) -> int | None:
@@ -265,9 +285,10 @@ def evaluate_model(model: str | Path, data: str | None = None, num_images: int =
     with select_backend(model, backend) as gen:
         card = gen.card
         cfg = card.model_config
-        data = data or default_data(card)
+        own_data = data is None
+        data = data or default_data(card, model)
         chosen = parse_metrics(metrics, data if data in DIGIT_DATASETS else card.dataset)
-        if crop is None and data == card.dataset:
+        if crop is None and (own_data or data == card.dataset):
             crop = training_crop(card)
         try:
             train_data = load_dataset(data, cfg.img_resolution, cfg.img_channels, data_root, warn=log, crop=crop)

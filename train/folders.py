@@ -106,14 +106,25 @@ def read_image(path: Path, img_resolution: int, img_channels: int, crop: int | N
 
 def decode_files(files: Sequence[Path], img_resolution: int, img_channels: int, crop: int | None,
                  where: Path) -> DecodedFiles:
-    """Decode `files` (unreadable ones skipped); `where` names the folder in messages."""
+    """Decode `files` (unreadable ones skipped) in memory; `where` names the folder in messages."""
+    out = np.empty((len(files), img_channels, img_resolution, img_resolution), dtype=np.uint8)
+    kept, skipped, num_colour = decode_into(out, files, img_resolution, img_channels, crop, where)
+    return DecodedFiles(torch.from_numpy(out[:len(kept)]), kept, skipped, num_colour)
+
+
+def decode_into(out: np.ndarray, files: Sequence[Path], img_resolution: int, img_channels: int, crop: int | None,
+                where: Path) -> tuple[list[int], list[str], int]:
+    """Decode `files` straight into `out` ((len(files), C, R, R) uint8, e.g. a memory-mapped
+    file), the readable ones packed at the front in order: one copy of the data set, never a
+    list of images plus a stacked one. Returns (kept indices, skipped paths, colour count)."""
     if not files:
         raise DataError(f"no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) found under {where}: "
                         "point --data at a folder that holds some")
 
-    def decode(path: Path) -> tuple[np.ndarray, bool] | None:
+    def decode(i: int) -> bool | None:
         try:
-            return read_image(path, img_resolution, img_channels, crop)
+            out[i], colour = read_image(files[i], img_resolution, img_channels, crop)
+            return colour
         except CropTooLarge:
             raise
         except Exception:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError...
@@ -121,11 +132,12 @@ def decode_files(files: Sequence[Path], img_resolution: int, img_channels: int, 
 
     # Pillow releases the GIL while decoding, so threads use every core.
     with ThreadPoolExecutor(max_workers=min(8, usable_cores())) as pool:
-        decoded = list(pool.map(decode, files, chunksize=64))
-    kept = [i for i, item in enumerate(decoded) if item is not None]
+        colours = list(pool.map(decode, range(len(files))))
+    kept = [i for i, colour in enumerate(colours) if colour is not None]
     if not kept:
         raise DataError(f"none of the {len(files)} image files under {where} could be read: check that they are "
                         "valid jpg/png/webp images")
-    images = torch.from_numpy(np.stack([decoded[i][0] for i in kept]))
-    return DecodedFiles(images, kept, [str(files[i]) for i, item in enumerate(decoded) if item is None],
-                        sum(decoded[i][1] for i in kept))
+    for row, i in enumerate(kept):  # a row only moves toward the front, past rows already read
+        if row != i:
+            out[row] = out[i]
+    return kept, [str(files[i]) for i, colour in enumerate(colours) if colour is None], sum(bool(colours[i]) for i in kept)

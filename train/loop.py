@@ -404,6 +404,7 @@ class Trainer:
     def save_release(self, generator: Generator) -> None:
         card = ModelCard(
             self.opts.model_config, training_step=self.state.step, dataset=self.data.name,
+            dataset_digest=self.data.digest,
             weights="ema" if self.ema is not None else "raw",
             extra={"run": self.run_dir.name, "seed": self.opts.seed, "epoch": self.state.epoch,
                    "crop": self.opts.crop if self.opts.crop is not None else default_crop(self.opts.data),
@@ -583,7 +584,9 @@ def _write_config(run_dir: Path, opts: TrainOptions, data: TrainData, device: to
     write_json(path, {
         "options": opts.to_dict(),
         "model_config": opts.model_config.to_dict(),
-        "dataset": {"name": data.name, "num_images": data.num_images, "skipped": len(data.skipped)},
+        "dataset": {"name": data.name, "num_images": data.num_images, "skipped": len(data.skipped),
+                    # the folder's absolute path stays here, in the maker's own run directory; cards carry name + digest
+                    **({"path": str(data.path), "digest": data.digest} if data.path is not None else {})},
         "steps_per_epoch": spe,
         "total_steps": opts.total_steps(spe),
         "device": str(device),

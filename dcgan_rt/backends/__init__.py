@@ -4,39 +4,44 @@ Core tier: this module imports numpy only; each backend module imports its runti
 (torch, onnxruntime, tensorrt) when it is built, and a missing one raises
 MissingDependencyError naming what to install.
 
-A backend is called with latents z, float32 (N, z_dim), and returns the model's
-output: float (N, C, H, W) in [-1, 1], or uint8 (N, H, W, C) when postprocessing
-ran on the device or in the graph (`output` says which). `images(z)` always
-returns uint8 (N, H, W, C) by the rule in dcgan_rt.images.
+A backend is called with a dcgan_rt.batch.Batch (latents z, float32 (N, z_dim), and,
+for a conditional model, its labels; a bare z array stands for an unlabelled batch)
+and returns the model's output: float (N, C, H, W) in [-1, 1], or uint8 (N, H, W, C)
+when postprocessing ran on the device or in the graph (`output` says which).
+`images(batch)` always returns uint8 (N, H, W, C) by the rule in dcgan_rt.images.
+The labels go to the model's `label` input, as the model card's `inputs` list it.
 
 `select_backend(model, "auto")` picks, in DESIGN §4 order, the fastest backend that
 can run this MODEL here: TensorRT engine > ONNX Runtime (TensorRT EP / CUDA EP) >
-ONNX Runtime CPU > PyTorch, and records why in `backend.reason`. One exception:
-for a run directory on a machine with a CUDA GPU that PyTorch sees, but neither
-TensorRT nor onnxruntime-gpu, PyTorch on the GPU beats ONNX Runtime on the CPU by
-orders of magnitude, so `auto` picks it. OpenVINO (CPU) is there when asked for by
-name. `generate`, `bench` and `doctor` all build backends through select_backend.
+the fastest CPU runtime installed for the file's precision (OpenVINO for fp32 where
+present, else ONNX Runtime CPU) > PyTorch, and records why in `backend.reason`. One
+exception: for a run directory on a machine with a CUDA GPU that PyTorch sees, but
+neither TensorRT nor onnxruntime-gpu, PyTorch on the GPU beats a CPU runtime by
+orders of magnitude, so `auto` picks it. The backends themselves (file kind, extra,
+builder, availability) are one table, dcgan_rt.backends.registry, which `bench` and
+`doctor` read too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from dcgan_rt.errors import UsageError
+from dcgan_rt.backends.registry import BACKENDS, SELECTABLE, BuildOptions
+from dcgan_rt.batch import Batch, as_batch
+from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.images import to_uint8
-from dcgan_rt.model_card import ModelCard
+from dcgan_rt.model_card import LABEL_INPUT, ModelCard
 from dcgan_rt.model_path import ModelPath, resolve_model
 from dcgan_rt.onnx_card import FLOAT_NCHW, UINT8_NHWC
 
-BACKEND_NAMES = ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
+BACKEND_NAMES = ("auto", *SELECTABLE)
 
 
 class Backend:
-    """Runs a generator: `backend(z) -> output`; `backend.images(z) -> uint8 NHWC`."""
+    """Runs a generator: `backend(batch) -> output`; `backend.images(batch) -> uint8 NHWC`."""
 
     name = "backend"
 
@@ -55,18 +60,23 @@ class Backend:
     def z_dim(self) -> int:
         return self.card.model_config.z_dim
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
+    @property
+    def label_spec(self) -> dict | None:
+        """The card's `label` input ({"name", "dtype", "shape"}), None for an unconditional model."""
+        return next((spec for spec in self.card.inputs if spec["name"] == LABEL_INPUT), None)
+
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def images(self, z: np.ndarray) -> np.ndarray:
-        out = self(z)
+    def images(self, batch: Batch | np.ndarray) -> np.ndarray:
+        out = self(batch)
         return out if self.output == UINT8_NHWC else to_uint8(out)
 
-    def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """uint8 images for each batch of latents, in order. Backends that can keep
-        several batches in flight (TensorRT) override this."""
-        for z in zs:
-            yield self.images(z)
+    def map_images(self, batches: Iterable[Batch | np.ndarray]) -> Iterator[np.ndarray]:
+        """uint8 images for each batch, in order. Backends that can keep several
+        batches in flight (TensorRT) override this."""
+        for batch in batches:
+            yield self.images(batch)
 
     def describe(self) -> str:
         return f"{self.name} ({self.detail})" if self.detail else self.name
@@ -80,8 +90,11 @@ class Backend:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check_z(self, z: np.ndarray) -> np.ndarray:
-        z = np.ascontiguousarray(z, dtype=np.float32)
+    def _check_batch(self, value: Batch | np.ndarray) -> Batch:
+        """The batch with z float32 and labels in the dtype the model's label input takes,
+        both contiguous; a wrong shape, or labels given to (or missing from) a model, refused."""
+        batch = as_batch(value)
+        z = np.ascontiguousarray(batch.z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] < 1:
             raise UsageError(f"latents must have shape (N >= 1, {self.z_dim}), got {z.shape}")
         if self.max_batch is not None and z.shape[0] > self.max_batch:
@@ -89,7 +102,25 @@ class Backend:
                 f"batch of {z.shape[0]} exceeds this model's maximum batch {self.max_batch}; "
                 f"use --batch-size {self.max_batch} or less"
             )
-        return z
+        return Batch(batch.indices, z, self._check_labels(batch.labels, len(z)))
+
+    def _check_labels(self, labels: np.ndarray | None, n: int) -> np.ndarray | None:
+        spec = self.label_spec
+        if spec is None:
+            if labels is not None:
+                raise UsageError("this model is unconditional: it takes no labels")
+            return None
+        if labels is None:
+            raise UsageError(f"this model is conditional: each image needs a label ({spec['dtype']} "
+                             f"{spec['shape']})")
+        labels = np.ascontiguousarray(labels, dtype=spec["dtype"])
+        want = (n, *spec["shape"][1:])
+        if labels.shape != want:
+            raise UsageError(f"labels must have shape {want}, got {labels.shape}")
+        classes = self.card.model_config.num_classes
+        if classes and labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise UsageError(f"class labels must be in 0..{classes - 1}, got {labels.min()}..{labels.max()}")
+        return labels
 
 
 def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: int | None = None,
@@ -100,8 +131,10 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
     With a run directory (or generator.safetensors) and "auto", the files
     `dcgan-rt export` wrote to its export/ folder are used when they were exported
     from these very weights (their recorded source sha256 matches): the engine where
-    TensorRT and a GPU are present, else the fp32 ONNX (uint8 variant first) on ONNX
-    Runtime, else PyTorch. `backend.artifact` is the file that actually runs.
+    TensorRT and a GPU are present, else the fp32 ONNX (uint8 variant first), else
+    PyTorch. An ONNX file that runs on the CPU goes to the fastest CPU runtime
+    installed for its precision (registry.cpu_choice: OpenVINO for fp32 where present).
+    `backend.artifact` is the file that actually runs.
 
     gpu: which CUDA device GPU backends use (None: device 0; a torchrun rank passes
     LOCAL_RANK); threads: CPU threads for CPU backends (None: every core this process
@@ -109,7 +142,7 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
     (other backends run the precision their file was exported in); providers: the ONNX
     Runtime provider (doctor pins each one); uint8: torch returns pixels (False: floats).
     """
-    if name not in BACKEND_NAMES:
+    if name != "auto" and name not in SELECTABLE:
         raise UsageError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
     if precision not in (None, "fp32", "fp16"):
         raise UsageError(f"--precision must be fp32 or fp16, got {precision!r}")
@@ -122,42 +155,33 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
     if precision == "fp16" and name != "torch":
         raise UsageError(f"--precision fp16 is for the torch backend on a CUDA GPU; {name} runs the precision its "
                          "file was exported in (dcgan-rt export --fp16 makes fp16 files)")
-    device = gpu or 0
-    if name == "tensorrt":
-        from dcgan_rt.backends.tensorrt import TensorRTBackend
-
-        backend: Backend = TensorRTBackend(artifact.path, device=device)
-    elif name == "onnxruntime":
-        from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
-
-        backend = OnnxRuntimeBackend(artifact.path, providers=providers, threads=threads, device_id=device)
+    options = BuildOptions(threads=threads, gpu=gpu, providers=providers, uint8=uint8, precision=precision)
+    try:
+        backend: Backend = BACKENDS[name].build(artifact.path, options)
+    except DcganRtError as exc:
+        if not reason.startswith("auto") or name != "openvino":
+            raise
+        # auto's first CPU choice is installed but does not start: ONNX Runtime runs every ONNX file.
+        name, reason = "onnxruntime", f"{reason}; OpenVINO did not start ({exc}), so ONNX Runtime"
+        backend = BACKENDS[name].build(artifact.path, options)
+    if name == "onnxruntime":
         reason = f"{reason}; {backend.provider_reason}"
-    elif name == "openvino":
-        from dcgan_rt.backends.openvino import OpenVinoBackend
-
-        backend = OpenVinoBackend(artifact.path, threads=threads)
-    else:
-        from dcgan_rt.backends.torch import build_torch_backend
-
-        backend = build_torch_backend(artifact.path, gpu=gpu, threads=threads, uint8=uint8, precision=precision)
     backend.reason = reason
     backend.artifact = artifact
     return backend
 
 
 _NEEDS = {
-    "tensorrt": ("engine", "a TensorRT .engine file: build one with 'dcgan-rt export MODEL --engine'"),
-    "onnxruntime": ("onnx", "an .onnx file: make one with 'dcgan-rt export MODEL'"),
-    "openvino": ("onnx", "an .onnx file: make one with 'dcgan-rt export MODEL'"),
-    "torch": ("safetensors", "a run directory or generator.safetensors (PyTorch cannot read "
-                             ".onnx or .engine files)"),
+    "engine": "a TensorRT .engine file: build one with 'dcgan-rt export MODEL --engine'",
+    "onnx": "an .onnx file: make one with 'dcgan-rt export MODEL'",
+    "safetensors": "a run directory or generator.safetensors (PyTorch cannot read .onnx or .engine files)",
 }
 
 
 def _check_kind(resolved: ModelPath, name: str) -> None:
-    kind, what = _NEEDS[name]
+    kind = BACKENDS[name].artifact
     if resolved.kind != kind:
-        raise UsageError(f"--backend {name} needs {what}; {resolved.path} is {_article(resolved.kind)} file")
+        raise UsageError(f"--backend {name} needs {_NEEDS[kind]}; {resolved.path} is {_article(resolved.kind)} file")
 
 
 def _article(kind: str) -> str:
@@ -168,15 +192,39 @@ def _auto_choice(resolved: ModelPath) -> tuple[str, ModelPath, str]:
     if resolved.kind == "engine":
         return "tensorrt", resolved, "auto: MODEL is a TensorRT engine, the fastest backend"
     if resolved.kind == "onnx":
-        return "onnxruntime", resolved, "auto: MODEL is ONNX"
+        return _onnx_choice(resolved, "auto: MODEL is ONNX")
     if _torch_cuda_is_fastest():
         return "torch", resolved, ("auto: a CUDA GPU, PyTorch with CUDA, and neither TensorRT nor onnxruntime-gpu: "
                                    "PyTorch on the GPU")
     exported, why_not = exported_artifact(resolved)
     if exported is not None:
-        name = "tensorrt" if exported.kind == "engine" else "onnxruntime"
-        return name, exported, f"auto: {exported.path} was exported from these weights"
+        why = f"auto: {exported.path} was exported from these weights"
+        if exported.kind == "engine":
+            return "tensorrt", exported, why
+        return _onnx_choice(exported, why)
     return "torch", resolved, f"auto: MODEL is generator.safetensors and {why_not}"
+
+
+def _onnx_choice(onnx_file: ModelPath, why: str) -> tuple[str, ModelPath, str]:
+    """ONNX Runtime where it has a GPU to run on; on the CPU the fastest runtime installed."""
+    from dcgan_rt.backends.registry import cpu_choice, ort_gpu_usable
+
+    if ort_gpu_usable():
+        return "onnxruntime", onnx_file, why
+    name, because = cpu_choice(_onnx_precision(onnx_file.path))
+    return name, onnx_file, f"{why}; {because}"
+
+
+def _onnx_precision(path: Path) -> str:
+    """What the file computes in, from its contract (fp32 when it cannot be read: the
+    backend that opens it next says what is wrong in its own words)."""
+    from dcgan_rt.errors import ArtifactError
+    from dcgan_rt.onnx_card import read_onnx_card
+
+    try:
+        return read_onnx_card(path)[1].get("precision", "fp32")
+    except (ArtifactError, OSError):
+        return "fp32"
 
 
 def exported_artifact(weights: ModelPath) -> tuple[ModelPath | None, str]:
@@ -189,9 +237,10 @@ def exported_artifact(weights: ModelPath) -> tuple[ModelPath | None, str]:
         return None, "it has no export/ folder ('dcgan-rt export' it to use ONNX Runtime or TensorRT)"
     sha = sha256_file(weights.path)
     engine = folder / "generator.engine"
-    if engine.is_file() and _tensorrt_usable() and source_sha256(ModelPath("engine", engine)) == sha:
+    if engine.is_file() and BACKENDS["tensorrt"].unavailable() is None \
+            and source_sha256(ModelPath("engine", engine)) == sha:
         return ModelPath("engine", engine), ""
-    if importlib.util.find_spec("onnxruntime") is None:
+    if BACKENDS["onnxruntime"].unavailable() is not None:
         return None, "onnxruntime is not installed (pip install 'dcgan-rt[cpu]')"
     stale = False
     for name in ("generator.uint8.onnx", "generator.onnx"):
@@ -231,28 +280,12 @@ def source_sha256(model: ModelPath) -> str | None:
 
 def _torch_cuda_is_fastest() -> bool:
     """A CUDA GPU that PyTorch can use, and no GPU runtime for ONNX or engines installed."""
-    from dcgan_rt.gpu import find_gpu
+    from dcgan_rt.backends.registry import cuda_driver, has_module, ort_gpu_usable
 
-    if find_gpu()[0] is None or importlib.util.find_spec("tensorrt") is not None:
+    if not cuda_driver() or has_module("tensorrt") or ort_gpu_usable():
         return False
-    if importlib.util.find_spec("onnxruntime") is not None:
-        try:
-            import onnxruntime
-
-            if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                return False
-        except Exception:  # a broken onnxruntime is no competitor
-            pass
-    if importlib.util.find_spec("torch") is None:
+    if BACKENDS["torch"].unavailable() is not None:
         return False
     import torch
 
     return torch.cuda.is_available()
-
-
-def _tensorrt_usable() -> bool:
-    if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("torch") is None:
-        return False
-    from dcgan_rt.gpu import find_gpu
-
-    return find_gpu()[0] is not None

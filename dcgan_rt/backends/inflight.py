@@ -16,13 +16,14 @@ Slot = TypeVar("Slot")
 IN_FLIGHT = 2
 
 
-def pipelined(zs: Iterable[np.ndarray], enqueue: Callable[[np.ndarray], Slot],
+def pipelined(batches: Iterable, enqueue: Callable[[object], Slot],
               collect: Callable[[Slot], np.ndarray], finish: Callable[[np.ndarray], np.ndarray],
               depth: int = IN_FLIGHT) -> Iterator[np.ndarray]:
+    """batches: dcgan_rt.batch.Batch objects (or bare z arrays), as the backend's enqueue takes them."""
     in_flight: deque = deque()
-    for z in zs:
+    for batch in batches:
         if len(in_flight) == depth:
             yield finish(collect(in_flight.popleft()))
-        in_flight.append(enqueue(z))
+        in_flight.append(enqueue(batch))
     while in_flight:
         yield finish(collect(in_flight.popleft()))

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from dcgan_rt.backends import UINT8_NHWC, Backend
+from dcgan_rt.batch import Batch
 from dcgan_rt.backends.ort_options import (
     CPU_EP as _CPU_EP, CUDA_EP as _CUDA_EP, TRT_EP as _TRT_EP, TRT_MAX_BATCH as _TRT_MAX_BATCH, BatchSplitter,
     cpu_session_options, provider_list,
@@ -93,24 +94,28 @@ class OnnxRuntimeBackend(Backend):
         self.path = path
         self.providers = used
         self._session = session
-        self._input = session.get_inputs()[0].name
+        self._inputs = [spec["name"] for spec in io["inputs"]]  # z, then label for a conditional model
         self._output = session.get_outputs()[0].name
         self._device_id = device_id
         self._binding = session.io_binding() if on_gpu else None
         self._split = BatchSplitter(self._run, workers if not on_gpu else 1)
         self._pool = None  # map_images' workers, made on first use
 
-    def _run(self, z: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output], {self._input: z})[0]
+    def _feed(self, batch: Batch) -> dict[str, np.ndarray]:
+        return dict(zip(self._inputs, (batch.z, batch.labels)))
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        z = self._check_z(z)
+    def _run(self, batch: Batch) -> np.ndarray:
+        return self._session.run([self._output], self._feed(batch))[0]
+
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
+        batch = self._check_batch(batch)
         if self._binding is None:
-            return self._split(z)
+            return self._split(batch)
         # I/O binding: z is copied to the device once, the output is allocated there
         # by ONNX Runtime and copied back once, with no staging copies in between.
         binding = self._binding
-        binding.bind_cpu_input(self._input, z)
+        for name, value in self._feed(batch).items():
+            binding.bind_cpu_input(name, value)
         binding.bind_output(self._output, "cuda", self._device_id)
         self._session.run_with_iobinding(binding)
         out = binding.copy_outputs_to_cpu()[0]
@@ -118,28 +123,28 @@ class OnnxRuntimeBackend(Backend):
         binding.clear_binding_outputs()
         return out
 
-    def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def map_images(self, batches: Iterable[Batch | np.ndarray]) -> Iterator[np.ndarray]:
         """On the CPU with several workers: whole batches side by side, one per core, plus
         one queued, results in order. Unlike splitting each batch, no core waits for the
         other at the end of every batch, and the uint8 conversion runs on the workers."""
         workers = self._split.workers
         if self._binding is not None or workers < 2:
-            yield from super().map_images(zs)
+            yield from super().map_images(batches)
             return
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="dcgan-rt-batch")
         in_flight: deque = deque()
-        for z in zs:
-            in_flight.append(self._pool.submit(self._whole_batch, self._check_z(z)))
+        for batch in batches:
+            in_flight.append(self._pool.submit(self._whole_batch, self._check_batch(batch)))
             if len(in_flight) > workers:
                 yield in_flight.popleft().result()
         while in_flight:
             yield in_flight.popleft().result()
 
-    def _whole_batch(self, z: np.ndarray) -> np.ndarray:
-        out = self._run(z)
+    def _whole_batch(self, batch: Batch) -> np.ndarray:
+        out = self._run(batch)
         return out if self.output == UINT8_NHWC else to_uint8(out)
 
     def close(self) -> None:
@@ -151,16 +156,17 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16"}
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16",
+              "tensor(int64)": "int64"}
 
 
 def check_session_io(session, io: dict, path: Path) -> None:
     """The graph's real input and output must be the ones its metadata promises: a file whose
     metadata was edited, or copied onto another graph, is refused instead of writing wrong images."""
-    for role, args, spec in (("input", session.get_inputs(), io["input"]),
-                             ("output", session.get_outputs(), io["output"])):
+    for role, args, specs in (("inputs", session.get_inputs(), io["inputs"]),
+                              ("output", session.get_outputs(), [io["output"]])):
         got = ", ".join(_describe(a.name, _ORT_TYPES.get(a.type, a.type), a.shape) for a in args)
-        want = _describe(spec["name"], spec["dtype"], spec["shape"])
+        want = ", ".join(_describe(spec["name"], spec["dtype"], spec["shape"]) for spec in specs)
         if got != want:
             raise ArtifactError(f"{path}: the graph's {role} is {got}, its metadata promises {want}: "
                                 "re-export it with dcgan-rt export")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_rt.backends import Backend
+from dcgan_rt.batch import Batch
 from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import ArtifactError, MissingDependencyError
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
@@ -59,15 +60,16 @@ class OpenVinoBackend(Backend):
                          precision=io["precision"],
                          output=output_kind(io))
         self.path = path
+        self._inputs = [spec["name"] for spec in io["inputs"]]  # z, then label for a conditional model
         self._requests = [compiled.create_infer_request() for _ in range(threads)]
         self._compiled = compiled
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        z = self._check_z(z)
-        parts = np.array_split(z, min(len(self._requests), len(z)))
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
+        batch = self._check_batch(batch)
+        parts = batch.split(len(self._requests))
         requests = self._requests[:len(parts)]
         for request, part in zip(requests, parts, strict=True):
-            request.start_async({0: part}, share_inputs=True)
+            request.start_async(dict(zip(self._inputs, (part.z, part.labels))), share_inputs=True)
         for request in requests:
             request.wait()
         # concatenate copies each result out of its request's buffer, which the next call overwrites.

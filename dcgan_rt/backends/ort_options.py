@@ -73,13 +73,13 @@ class BatchSplitter:
         self._run_one = run_one
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="dcgan-rt-ort") if workers > 1 else None
 
-    def __call__(self, z):
+    def __call__(self, batch):
+        """batch: a dcgan_rt.batch.Batch; its slices go to run_one."""
         import numpy as np
 
-        if self._pool is None or len(z) < 2:
-            return self._run_one(z)
-        parts = np.array_split(z, min(self.workers, len(z)))
-        return np.concatenate(list(self._pool.map(self._run_one, parts)))
+        if self._pool is None or len(batch) < 2:
+            return self._run_one(batch)
+        return np.concatenate(list(self._pool.map(self._run_one, batch.split(self.workers))))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -101,19 +101,25 @@ def tensorrt_engine_cache(path: str | Path) -> Path:
 
 def tensorrt_provider_options(path: str | Path, device_id: int) -> dict:
     from dcgan_rt.cache import cache_dir
-    from dcgan_rt.onnx_card import INPUT_NAME, read_onnx_card
+    from dcgan_rt.onnx_card import read_onnx_card
 
-    z_dim = read_onnx_card(Path(path))[0].model_config.z_dim
+    inputs = read_onnx_card(Path(path))[0].inputs  # z, and a conditional model's label
     return {
         "device_id": str(device_id),
         "trt_engine_cache_enable": "1",
         "trt_engine_cache_path": str(tensorrt_engine_cache(path)),
         "trt_timing_cache_enable": "1",
         "trt_timing_cache_path": str(cache_dir("ort-tensorrt")),
-        "trt_profile_min_shapes": f"{INPUT_NAME}:1x{z_dim}",
-        "trt_profile_opt_shapes": f"{INPUT_NAME}:256x{z_dim}",
-        "trt_profile_max_shapes": f"{INPUT_NAME}:{TRT_MAX_BATCH}x{z_dim}",
+        "trt_profile_min_shapes": profile_shapes(inputs, 1),
+        "trt_profile_opt_shapes": profile_shapes(inputs, 256),
+        "trt_profile_max_shapes": profile_shapes(inputs, TRT_MAX_BATCH),
     }
+
+
+def profile_shapes(inputs: list[dict], batch: int) -> str:
+    """The TensorRT EP's shape string for every input at one batch size: 'z:256x100,label:256'."""
+    return ",".join(f"{spec['name']}:" + "x".join(str(batch) if d == "N" else str(d) for d in spec["shape"])
+                    for spec in inputs)
 
 
 def provider_list(choice: str, available: list[str], device_id: int, path: str | Path) -> tuple[list, str]:

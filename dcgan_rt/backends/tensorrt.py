@@ -29,17 +29,19 @@ import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
 from dcgan_rt.backends.inflight import IN_FLIGHT, pipelined
+from dcgan_rt.batch import Batch
 from dcgan_rt.errors import DcganRtError, MissingDependencyError
 from dcgan_rt.images import to_uint8
 
 
 
 class _Slot:
-    """Buffers for one batch in flight: device in/out, pinned host in/out, a done event."""
+    """Buffers for one batch in flight: device in/out, pinned host in/out, a done event.
+    inputs: (per-image shape, dtype) of each engine input (z, and a conditional model's label)."""
 
-    def __init__(self, memory, z_dim: int, out_shape: tuple, out_dtype):
+    def __init__(self, memory, inputs: list[tuple], out_shape: tuple, out_dtype):
         self.memory = memory
-        self.z_dim, self.out_shape, self.out_dtype = z_dim, out_shape, np.dtype(out_dtype)
+        self.inputs, self.out_shape, self.out_dtype = inputs, out_shape, np.dtype(out_dtype)
         self.capacity = 0
         self.n = 0
         self.event = memory.Event()
@@ -50,11 +52,12 @@ class _Slot:
             return
         self.free_buffers()
         m = self.memory
-        z_bytes = n * self.z_dim * 4
+        in_bytes = [n * int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in self.inputs]
         out_bytes = n * int(np.prod(self.out_shape)) * self.out_dtype.itemsize
-        self.z_host, self.z_dev = m.PinnedBuffer(z_bytes), m.DeviceBuffer(z_bytes)
+        self.in_host = [m.PinnedBuffer(b) for b in in_bytes]
+        self.in_dev = [m.DeviceBuffer(b) for b in in_bytes]
         self.out_host, self.out_dev = m.PinnedBuffer(out_bytes), m.DeviceBuffer(out_bytes)
-        self._buffers = [self.z_host, self.z_dev, self.out_host, self.out_dev]
+        self._buffers = [*self.in_host, *self.in_dev, self.out_host, self.out_dev]
         self.capacity = n
 
     def free_buffers(self) -> None:
@@ -84,16 +87,19 @@ class TensorRTBackend(Backend):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise DcganRtError(f"{path} has inputs {inputs} and outputs {outputs}; expected one of each: "
-                               "rebuild with dcgan-rt export")
-        self._in, self._out = inputs[0], outputs[0]
-        _, _, max_shape = engine.get_tensor_profile_shape(self._in, 0)
-        dtypes = {trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16, trt.DataType.UINT8: np.uint8}
-        out_dtype = dtypes.get(engine.get_tensor_dtype(self._out))
-        if out_dtype is None or engine.get_tensor_dtype(self._in) != trt.DataType.FLOAT:
-            raise DcganRtError(f"{path}: unexpected I/O types; rebuild with dcgan-rt export")
         card = sidecar.model_card
+        specs = card.inputs  # z, then label for a conditional model
+        if sorted(inputs) != sorted(s["name"] for s in specs) or len(outputs) != 1:
+            raise DcganRtError(f"{path} has inputs {inputs} and outputs {outputs}; its card expects inputs "
+                               f"{[s['name'] for s in specs]} and one output: rebuild with dcgan-rt export")
+        self._ins, self._out = [s["name"] for s in specs], outputs[0]
+        _, _, max_shape = engine.get_tensor_profile_shape(self._ins[0], 0)
+        dtypes = {trt.DataType.FLOAT: np.float32, trt.DataType.HALF: np.float16, trt.DataType.UINT8: np.uint8,
+                  trt.DataType.INT64: np.int64}
+        out_dtype = dtypes.get(engine.get_tensor_dtype(self._out))
+        if out_dtype is None or any(dtypes.get(engine.get_tensor_dtype(s["name"])) != np.dtype(s["dtype"])
+                                    for s in specs):
+            raise DcganRtError(f"{path}: unexpected I/O types; rebuild with dcgan-rt export")
         c, h, w = card.model_config.image_shape
         self._float_out = out_dtype != np.uint8
         out_shape = (c, h, w) if self._float_out else (h, w, c)
@@ -105,22 +111,25 @@ class TensorRTBackend(Backend):
         self._loaded = loaded  # keeps runtime and logger alive as long as the engine
         self._context = engine.create_execution_context()
         self._stream = cuda_memory.Stream()
-        self._slots = [_Slot(cuda_memory, card.model_config.z_dim, out_shape, out_dtype) for _ in range(IN_FLIGHT)]
+        slot_inputs = [(tuple(s["shape"][1:]), np.dtype(s["dtype"])) for s in specs]
+        self._slots = [_Slot(cuda_memory, slot_inputs, out_shape, out_dtype) for _ in range(IN_FLIGHT)]
         self._next = 0
 
-    def _enqueue(self, z: np.ndarray) -> _Slot:
-        z = self._check_z(z)
-        n = z.shape[0]
+    def _enqueue(self, batch: Batch | np.ndarray) -> _Slot:
+        batch = self._check_batch(batch)
+        n = len(batch)
         slot = self._slots[self._next]
         self._next = (self._next + 1) % IN_FLIGHT
         slot.event.synchronize()  # the slot's previous batch has left its buffers
         slot.ensure(n)
-        slot.z_host.view(np.float32, z.shape)[...] = z
         ctx, stream = self._context, self._stream
-        stream.copy_to_device(slot.z_dev.ptr, slot.z_host.ptr, z.nbytes)
-        if not ctx.set_input_shape(self._in, (n, self.z_dim)):
-            raise DcganRtError(f"engine refused batch {n} (its profile allows 1..{self.max_batch})")
-        ctx.set_tensor_address(self._in, slot.z_dev.ptr)
+        arrays = [a for a in (batch.z, batch.labels) if a is not None]  # in the order of self._ins
+        for name, array, host, dev in zip(self._ins, arrays, slot.in_host, slot.in_dev, strict=True):
+            host.view(array.dtype, array.shape)[...] = array
+            stream.copy_to_device(dev.ptr, host.ptr, array.nbytes)
+            if not ctx.set_input_shape(name, array.shape):
+                raise DcganRtError(f"engine refused batch {n} (its profile allows 1..{self.max_batch})")
+            ctx.set_tensor_address(name, dev.ptr)
         ctx.set_tensor_address(self._out, slot.out_dev.ptr)
         if not ctx.execute_async_v3(stream.address):
             raise DcganRtError("TensorRT failed to enqueue inference (see its log above)")
@@ -135,14 +144,14 @@ class TensorRTBackend(Backend):
         out = slot.out_host.view(slot.out_dtype, (slot.n, *slot.out_shape)).copy()  # the pinned buffer is reused
         return out.astype(np.float32) if self._float_out else out
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        return self._collect(self._enqueue(z))
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
+        return self._collect(self._enqueue(batch))
 
     def _pixels(self, out: np.ndarray) -> np.ndarray:
         return to_uint8(out) if self._float_out else out  # to_uint8 refuses NaN and inf
 
-    def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        return pipelined(zs, self._enqueue, self._collect, self._pixels)
+    def map_images(self, batches: Iterable[Batch | np.ndarray]) -> Iterator[np.ndarray]:
+        return pipelined(batches, self._enqueue, self._collect, self._pixels)
 
     def close(self) -> None:
         if self._slots:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
+from dcgan_rt.batch import Batch
 from dcgan_rt.errors import MissingDependencyError, NumericalError, UsageError
 from dcgan_rt.pixels import to_uint8_tensor
 
@@ -23,7 +24,8 @@ def import_torch():
     try:
         import torch
     except ImportError:
-        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)") from None
+        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)",
+                                     extra="train") from None
     return torch
 
 
@@ -87,12 +89,13 @@ class TorchBackend(Backend):
                          output=UINT8_NHWC if uint8 else FLOAT_NCHW)
         self.path = Path(model)
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        z = self._check_z(z)
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
+        batch = self._check_batch(batch)
         torch = self._torch
         with torch.inference_mode():
-            zt = torch.from_numpy(z).to(self._device, non_blocking=True)
-            x = self._generator(zt)  # (N, C, H, W) in [-1, 1]
+            inputs = [torch.from_numpy(a).to(self._device, non_blocking=True)
+                      for a in (batch.z, batch.labels) if a is not None]  # z, and a conditional model's label
+            x = self._generator(*inputs)  # (N, C, H, W) in [-1, 1]
             if self.output == FLOAT_NCHW:
                 return x.contiguous().cpu().numpy()
             has_nan = ~torch.isfinite(x).all()  # NaN or inf

@@ -8,7 +8,8 @@ What makes it fast, each measured by benchmarks/device_check.py:
 - A CUDA graph per batch size (rounded up to a power of two, so a job's odd last batch
   reuses one): the whole batch (model, NaN flag, the dcgan_rt.pixels uint8 rule,
   NCHW -> NHWC) is one graph launch instead of ~20 kernel launches from Python.
-  Graphs need static buffers: one input and output set per graph.
+  Graphs need static buffers: one input and output set per graph (z, and the
+  label of a conditional model).
 - Two batches in flight on one stream, in pinned host buffers: `map_images`
   enqueues batch k+1 (host->device copy, graph, device->host copy) before it waits
   for batch k, so the GPU keeps computing while the writers encode batch k.
@@ -27,6 +28,7 @@ import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
 from dcgan_rt.backends.inflight import IN_FLIGHT, pipelined
+from dcgan_rt.batch import Batch
 from dcgan_rt.errors import NumericalError, UsageError
 from dcgan_rt.pixels import to_uint8_tensor
 
@@ -36,24 +38,25 @@ PRECISIONS = ("fp32", "fp16")
 class _Graph:
     """One batch size: static device buffers and the CUDA graph that fills them."""
 
-    def __init__(self, torch, model, n: int, z_dim: int, device, uint8: bool):
-        self.z = torch.zeros((n, z_dim), dtype=torch.float32, device=device)
+    def __init__(self, torch, model, n: int, inputs: list[tuple], device, uint8: bool):
+        # zeros are valid for every input: latents, class 0, an all-zero attribute vector
+        self.inputs = [torch.zeros((n, *tail), dtype=dtype, device=device) for tail, dtype in inputs]
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side), torch.inference_mode():
             for _ in range(2):  # warm-up outside the graph: cuDNN picks its kernels, allocations settle
-                run_batch(torch, model, self.z, uint8)
+                run_batch(torch, model, self.inputs, uint8)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         # A private memory pool per graph: graphs of several batch sizes replay in any order.
         with torch.cuda.graph(self.graph), torch.inference_mode():
-            self.out, self.bad = run_batch(torch, model, self.z, uint8)
+            self.out, self.bad = run_batch(torch, model, self.inputs, uint8)
 
 
-def run_batch(torch, model, z, uint8: bool):
-    """(output, NaN-or-inf flag) on the device: uint8 (N, H, W, C) by the dcgan_rt.pixels
-    rule in float32, or float32 (N, C, H, W)."""
-    x = model(z).float()  # (N, C, H, W)
+def run_batch(torch, model, inputs: list, uint8: bool):
+    """(output, NaN-or-inf flag) on the device for inputs [z] or [z, label]: uint8
+    (N, H, W, C) by the dcgan_rt.pixels rule in float32, or float32 (N, C, H, W)."""
+    x = model(*inputs).float()  # (N, C, H, W)
     bad = ~torch.isfinite(x).all()
     if not uint8:
         return x.contiguous(), bad
@@ -77,10 +80,10 @@ class _Slot:
         self.event = torch.cuda.Event()
         self.bad = torch.zeros(1, dtype=torch.bool).pin_memory()
 
-    def ensure(self, n: int, z_dim: int, out_shape: tuple, out_dtype) -> None:
+    def ensure(self, n: int, inputs: list[tuple], out_shape: tuple, out_dtype) -> None:
         if n > self.capacity:
             torch = self.torch
-            self.z = torch.empty((n, z_dim), dtype=torch.float32).pin_memory()
+            self.inputs = [torch.empty((n, *tail), dtype=dtype).pin_memory() for tail, dtype in inputs]
             self.out = torch.empty((n, *out_shape), dtype=out_dtype).pin_memory()
             self.capacity = n
 
@@ -124,6 +127,8 @@ class TorchCudaBackend(Backend):
         self._use_graphs = graphs
         self._out_shape = (h, w, c) if uint8 else (c, h, w)
         self._out_dtype = torch.uint8 if uint8 else torch.float32
+        dtypes = {"float32": torch.float32, "int64": torch.int64}
+        self._inputs = [(tuple(spec["shape"][1:]), dtypes[spec["dtype"]]) for spec in card.inputs]
         self._stream = torch.cuda.Stream(device)
         self._graphs: dict[int, _Graph] = {}
         self._slots = [_Slot(torch) for _ in range(IN_FLIGHT)]
@@ -139,32 +144,35 @@ class TorchCudaBackend(Backend):
         graph = self._graphs.get(n)
         if graph is None:
             with self._torch.cuda.device(self._device):
-                graph = _Graph(self._torch, self._model, n, self.z_dim, self._device, self._uint8)
+                graph = _Graph(self._torch, self._model, n, self._inputs, self._device, self._uint8)
             self._graphs[n] = graph
         return graph
 
-    def _enqueue(self, z: np.ndarray) -> _Slot:
+    def _enqueue(self, batch: Batch | np.ndarray) -> _Slot:
         torch = self._torch
-        z = self._check_z(z)
-        n = len(z)
+        batch = self._check_batch(batch)
+        n = len(batch)
+        arrays = [a for a in (batch.z, batch.labels) if a is not None]  # one per model input
         slot = self._slots[self._next]
         self._next = (self._next + 1) % IN_FLIGHT
         slot.event.synchronize()  # the slot's previous batch has left its buffers
-        slot.ensure(n, self.z_dim, self._out_shape, self._out_dtype)
-        slot.z[:n].numpy()[...] = z
+        slot.ensure(n, self._inputs, self._out_shape, self._out_dtype)
+        for host, array in zip(slot.inputs, arrays):
+            host[:n].numpy()[...] = array
         stream = self._stream
         if self._use_graphs:
             graph = self._graph(graph_size(n))
             stream.wait_stream(torch.cuda.current_stream(self._device))  # graph capture and warm-up are done
             with torch.cuda.stream(stream):
-                graph.z[:n].copy_(slot.z[:n], non_blocking=True)
+                for static, host in zip(graph.inputs, slot.inputs):
+                    static[:n].copy_(host[:n], non_blocking=True)
                 graph.graph.replay()
-                # Rows past n hold an earlier batch's latents: finite, and never copied out.
+                # Rows past n hold an earlier batch's inputs: valid, and never copied out.
                 out, bad = graph.out[:n], graph.bad
         else:
             with torch.cuda.stream(stream), torch.inference_mode():
-                zd = slot.z[:n].to(self._device, non_blocking=True)
-                out, bad = run_batch(torch, self._model, zd, self._uint8)
+                inputs = [host[:n].to(self._device, non_blocking=True) for host in slot.inputs]
+                out, bad = run_batch(torch, self._model, inputs, self._uint8)
         with torch.cuda.stream(stream):
             slot.out[:n].copy_(out, non_blocking=True)
             slot.bad.copy_(bad.reshape(1), non_blocking=True)
@@ -180,11 +188,11 @@ class TorchCudaBackend(Backend):
                                     else "; the model weights are broken (retrain)"))
         return slot.out[: slot.n].numpy().copy()  # the pinned buffer is reused
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        return self._collect(self._enqueue(z))
+    def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
+        return self._collect(self._enqueue(batch))
 
-    def map_images(self, zs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        return pipelined(zs, self._enqueue, self._collect, self._to_images)
+    def map_images(self, batches: Iterable[Batch | np.ndarray]) -> Iterator[np.ndarray]:
+        return pipelined(batches, self._enqueue, self._collect, self._to_images)
 
     def _to_images(self, out: np.ndarray) -> np.ndarray:
         from dcgan_rt.images import to_uint8

@@ -15,8 +15,11 @@ from __future__ import annotations
 def fold_batchnorm(generator):
     """An eval-mode copy of `generator` (dcgan_rt.train.networks.Generator) with no BatchNorm.
 
-    The copy takes z (N, z_dim) like the original; latent_input (the InfoGAN code
-    selection) stays in float32 whatever dtype the layers are cast to."""
+    The copy takes z (N, z_dim) and, for a conditional model, the label, like the
+    original; latent_input (the InfoGAN code selection, the label embedding) stays in
+    float32 whatever dtype the layers are cast to."""
+    import copy
+
     import torch
     from torch import nn
 
@@ -44,11 +47,23 @@ def fold_batchnorm(generator):
     class FoldedGenerator(nn.Module):
         def __init__(self):
             super().__init__()
+            self.cfg = generator.cfg
+            self.in_channels = generator.in_channels
             self.main = nn.Sequential(*layers)
-            self._latent_input = generator.latent_input  # uses only the config: no weights
+            if hasattr(generator, "label_embed"):
+                self.label_embed = copy.deepcopy(generator.label_embed)
 
-        def forward(self, z: torch.Tensor) -> torch.Tensor:
-            x = self._latent_input(z.float())  # (N, z_dim, 1, 1)
+        def latent_input(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+            return type(generator).latent_input(self, z, label)  # the original's rule, on this copy's embedding
+
+        def half(self):
+            super().half()
+            if hasattr(self, "label_embed"):
+                self.label_embed.float()  # latent_input runs in float32 (see above)
+            return self
+
+        def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+            x = self.latent_input(z.float(), label)  # (N, in_channels, 1, 1)
             return self.main(x.to(self.main[0].weight.dtype))
 
     return FoldedGenerator().eval()

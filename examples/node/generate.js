@@ -4,10 +4,13 @@
 //
 //     dcgan-rt generate MODEL -n N --out DIR --seed S --start I
 //
-// Usage: node generate.js MODEL -n N --out DIR [--seed S] [--start I] [--batch-size B]
+// Usage: node generate.js MODEL -n N --out DIR [--seed S] [--start I] [--batch-size B] [--label L]
 //
 // Needs only onnxruntime-node (CPU) and pngjs; works with every exported variant
-// (fp32, fp16, uint8, fp16-uint8). See docs/embedding.md for the contract.
+// (fp32, fp16, uint8, fp16-uint8). A conditional model also gets its `label` input: the
+// default label rule y(S, i) of docs/latents.md §5, or `--label 7` / `--label dog` /
+// `--label Smiling=1,Male=0` as in `dcgan-rt generate`, and labels.csv is written beside
+// the images. See docs/embedding.md for the contract.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -16,6 +19,7 @@ import { parseArgs } from "node:util";
 import ort from "onnxruntime-node";
 import { PNG } from "pngjs";
 
+import { LabelError, labelRule, parseLabel } from "./labels.js";
 import { latents } from "./latents.js";
 import { readContract } from "./onnx_metadata.js";
 
@@ -68,10 +72,11 @@ async function main(argv) {
       seed: { type: "string" },
       start: { type: "string" },
       "batch-size": { type: "string" },
+      label: { type: "string" },
     },
   });
   if (positionals.length !== 1 || values.n === undefined || values.out === undefined) {
-    throw new UsageError("usage: node generate.js MODEL -n N --out DIR [--seed S] [--start I] [--batch-size B]");
+    throw new UsageError("usage: node generate.js MODEL -n N --out DIR [--seed S] [--start I] [--batch-size B] [--label L]");
   }
   const [modelPath] = positionals;
   const count = intOption(values, "n", 0);
@@ -86,23 +91,35 @@ async function main(argv) {
   const { card, io } = readContract(bytes);
   const { z_dim: zDim, img_channels: c, img_resolution: res } = card.model_config;
   const shape = [c, res, res];
+  const inputs = io.inputs ?? [io.input]; // files from before labels list only `input`
+  const rule = labelRule(card.labels ?? null, parseLabel(values.label));
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"] });
 
   fs.mkdirSync(values.out, { recursive: true });
   for (let s = 0; s < count; s += batchSize) {
     const b = Math.min(batchSize, count - s);
     const z = new ort.Tensor("float32", latents(seed, start + s, b, zDim), [b, zDim]);
-    const result = await session.run({ [io.input.name]: z });
+    const feed = { [inputs[0].name]: z };
+    if (rule) {
+      const dims = rule.kind === "class" ? [b] : [b, rule.names.length];
+      feed[inputs[1].name] = new ort.Tensor(rule.kind === "class" ? "int64" : "float32", rule.labels(seed, start + s, b), dims);
+    }
+    const result = await session.run(feed);
     const data = result[io.output.name].data;
     for (let n = 0; n < b; n++) {
       const name = String(start + s + n).padStart(9, "0") + ".png";
       writePng(path.join(values.out, name), imagePixels(data, n, io, shape), shape);
     }
   }
+  if (rule) {
+    const tmp = path.join(values.out, `.labels.csv.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, rule.csv(seed, start, count));
+    fs.renameSync(tmp, path.join(values.out, "labels.csv"));
+  }
   console.log(`wrote ${count} images (seed ${seed}, indices ${start}..${start + count - 1}) to ${values.out}`);
 }
 
 main(process.argv.slice(2)).catch((err) => {
   console.error(`error: ${err.message}`);
-  process.exit(err instanceof UsageError || err instanceof RangeError || err.code?.startsWith?.("ERR_PARSE_ARGS") ? 2 : 1);
+  process.exit(err instanceof UsageError || err instanceof LabelError || err instanceof RangeError || err.code?.startsWith?.("ERR_PARSE_ARGS") ? 2 : 1);
 });

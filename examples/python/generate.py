@@ -5,7 +5,14 @@ Writes the same PNG files, pixel for pixel, as `dcgan-rt generate MODEL -n N --o
 Pillow. Works with every exported variant (fp32, fp16, uint8, fp16-uint8). The
 contract it relies on is docs/embedding.md; the latent formula is docs/latents.md.
 
+A conditional model (the card's `labels` is not null) also takes a `label` input: image i
+gets y(seed, i), the default label rule of docs/latents.md §5 (classes: i mod K;
+attributes: drawn from the card's joint distribution), or what `--label` asks for
+(`--label 3` / `--label dog`, `--label Smiling=1,Male=0`), exactly as `dcgan-rt generate`
+does, and `labels.csv` is written beside the images as generate writes it.
+
     python generate.py generator.uint8.onnx -n 16 --out faces --seed 42 --start 0
+    python generate.py digits.uint8.onnx -n 10 --out sevens --label 7
 """
 
 import argparse
@@ -54,6 +61,84 @@ def latents(seed, start, count, z_dim):
     return z
 
 
+def label_uniforms(seed, indices):
+    """u(seed, i) in [0, 1): the attributes' draw for image i, on the labels' own hash stream."""
+    with np.errstate(over="ignore"):
+        key = h(np.uint32(seed) ^ np.uint32(0x4C41424C))
+        a = h(indices.astype(np.uint32) ^ key)
+    return (a >> np.uint32(8)).astype(np.float64) * 2.0**-24
+
+
+class Labels:
+    """y(seed, i) of a conditional model: the default rule, or the one class / the attribute
+    values asked for with --label (docs/latents.md §5); `error` is called with a message for
+    a label this model cannot take."""
+
+    def __init__(self, card_labels, text, error):
+        self.kind, self.names = card_labels["kind"], list(card_labels["names"])
+        self.fixed_class = None
+        if self.kind == "class":
+            if text is not None and "=" in text:
+                error(f"--label {text} names attributes, but this model's labels are classes: {self.names}")
+            if text is not None:
+                self.fixed_class = self._class_index(text.strip(), error)
+            return
+        joint = card_labels["joint"]
+        self.vectors = np.asarray(joint["vectors"], dtype=np.int64)
+        self.cumulative = np.cumsum(np.asarray(joint["weights"], dtype=np.float64))
+        if text is None:
+            return
+        if "=" not in text:
+            error(f"--label {text} names a class, but this model's labels are attributes: give values like "
+                  f"--label {self.names[0]}=1 (attributes: {self.names})")
+        fixed = {}
+        for part in text.split(","):
+            name, sep, value = (s.strip() for s in part.partition("="))
+            if not sep or value not in ("0", "1") or name in fixed:
+                error(f"--label {text}: attribute values look like Smiling=1,Male=0, each attribute once, 0 or 1")
+            if name not in self.names:
+                error(f"--label {name}: unknown attribute; this model's attributes are {self.names}")
+            fixed[self.names.index(name)] = int(value)
+        weights = np.diff(self.cumulative, prepend=0.0)
+        if len(fixed) < len(self.names):  # the others drawn from the vectors that have the fixed values
+            keep = np.all([self.vectors[:, p] == v for p, v in fixed.items()], axis=0)
+            if not keep.any():
+                error(f"no training image has {text}: give every attribute ({self.names}) to ask for it anyway")
+            self.vectors, weights = self.vectors[keep], weights[keep]
+        else:
+            self.vectors, weights = np.array([[fixed[p] for p in range(len(self.names))]]), np.ones(1)
+        self.cumulative = np.cumsum(weights / weights.sum())
+
+    def _class_index(self, text, error):
+        if text in self.names:  # a name first, then an index
+            return self.names.index(text)
+        if text.lstrip("-").isdigit():
+            if 0 <= int(text) < len(self.names):
+                return int(text)
+            error(f"--label {text}: class index out of range; this model has classes 0..{len(self.names) - 1}")
+        error(f"--label {text!r}: unknown class; this model's classes are {self.names}")
+
+    def __call__(self, seed, indices):
+        """int64 (n,) class indices, or float32 (n, A) 0/1 vectors: the `label` input."""
+        if self.kind == "class" and self.fixed_class is not None:
+            return np.full(len(indices), self.fixed_class, dtype=np.int64)
+        if self.kind == "class":
+            return indices % len(self.names)
+        j = np.searchsorted(self.cumulative, label_uniforms(seed, indices), side="right")
+        return self.vectors[np.minimum(j, len(self.cumulative) - 1)].astype(np.float32)
+
+    def csv(self, seed, indices):
+        """labels.csv as `dcgan-rt generate` writes it: index,label (class names) or index,<attribute>..."""
+        cell = lambda t: f'"{t.replace(chr(34), chr(34) * 2)}"' if any(c in t for c in ',"\n') else t  # noqa: E731
+        values = self(seed, indices)
+        if self.kind == "class":
+            rows = ["index,label", *(f"{i},{cell(self.names[y])}" for i, y in zip(indices.tolist(), values.tolist()))]
+        else:
+            rows = [",".join(["index", *map(cell, self.names)]),
+                    *(f"{i}," + ",".join(str(int(b)) for b in row) for i, row in zip(indices.tolist(), values))]
+        return "\n".join(rows) + "\n"
+
+
 def to_pixels(images, io):
     """The model's output as uint8 (N, H, W, C); float outputs by the uint8 variant's rule."""
     if io["output"]["dtype"] == "uint8":
@@ -70,6 +155,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=int, default=0, help="index of the first image")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--label", help="conditional models: a class (name or index) or attribute values "
+                        "like Smiling=1,Male=0; default: the label rule of docs/latents.md")
     args = parser.parse_args()
     if not (0 <= args.seed < 2**32 and 0 <= args.start and args.start + args.n <= 2**32 and args.n >= 0):
         parser.error("--seed and the image indices must be in 0..4294967295, -n >= 0")
@@ -84,16 +171,29 @@ def main():
     if card["format"] != "dcgan-rt/generator" or card["schema_version"] not in (1, 2):
         parser.error(f"{args.model} has model card schema_version {card['schema_version']}; this script reads 1 and 2")
     z_dim = card["model_config"]["z_dim"]
+    inputs = io.get("inputs", [io["input"]])  # files from before labels list only `input`
+    if card.get("labels") is None:
+        if args.label is not None:
+            parser.error("--label needs a conditional model; this one is unconditional, so drop it")
+        labels = None
+    else:
+        labels = Labels(card["labels"], args.label, parser.error)
 
     args.out.mkdir(parents=True, exist_ok=True)
     for s in range(args.start, args.start + args.n, args.batch_size):
         count = min(args.batch_size, args.start + args.n - s)
-        z = latents(args.seed, s, count, z_dim)
-        pixels = to_pixels(session.run([io["output"]["name"]], {io["input"]["name"]: z})[0], io)
+        feed = {inputs[0]["name"]: latents(args.seed, s, count, z_dim)}
+        if labels is not None:
+            feed[inputs[1]["name"]] = labels(args.seed, np.arange(s, s + count, dtype=np.int64))
+        pixels = to_pixels(session.run([io["output"]["name"]], feed)[0], io)
         for i, image in enumerate(pixels, start=s):
             tmp = args.out / f".{i:09d}.png.tmp"  # write, then rename: never a half-written PNG
             Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(tmp, format="PNG")
             tmp.replace(args.out / f"{i:09d}.png")
+    if labels is not None:
+        tmp = args.out / ".labels.csv.tmp"
+        tmp.write_text(labels.csv(args.seed, np.arange(args.start, args.start + args.n, dtype=np.int64)), newline="")
+        tmp.replace(args.out / "labels.csv")
     print(f"wrote {args.n} images (seed {args.seed}, indices {args.start}..{args.start + args.n - 1}) to {args.out}")
 
 

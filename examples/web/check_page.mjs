@@ -3,9 +3,11 @@
 // Draw, and dump what the page shows (status, model card, canvas pixels) as JSON, so a
 // test can compare the canvas with `dcgan-rt generate`'s PNGs.
 //
-// Usage: node check_page.mjs URL --seed S --start I --out result.json [--file MODEL] [--screenshot shot.png]
+// Usage: node check_page.mjs URL --seed S --start I --out result.json [--file MODEL] [--label L] [--screenshot shot.png]
 //
 // --file opens MODEL with the page's file picker instead of the URL's ?model=.
+// --label picks a label in the page's picker as a person would: a class name in the class
+// <select>, or attribute values (Smiling=1,Male=0) in the attribute selects.
 //
 // Uses the system Chromium (CHROMIUM, default /usr/bin/chromium) through playwright-core:
 // no browser download.
@@ -27,12 +29,13 @@ const { values, positionals } = parseArgs({
     start: { type: "string", default: "0" },
     out: { type: "string" },
     file: { type: "string" },
+    label: { type: "string" },
     screenshot: { type: "string" },
     "timeout-ms": { type: "string", default: "30000" },
   },
 });
 if (positionals.length !== 1 || !values.out) {
-  console.error("usage: node check_page.mjs URL --seed S --start I --out result.json [--file MODEL] [--screenshot shot.png]");
+  console.error("usage: node check_page.mjs URL --seed S --start I --out result.json [--file MODEL] [--label L] [--screenshot shot.png]");
   process.exit(2);
 }
 const timeout = Number(values["timeout-ms"]);
@@ -63,14 +66,25 @@ try {
     // As a person would: type the seed and the first index, press Draw.
     await page.fill("#seed", values.seed);
     await page.fill("#start", values.start);
+    if (values.label !== undefined) {
+      if (values.label.includes("=")) {
+        for (const part of values.label.split(",")) {
+          const [name, value] = part.split("=");
+          await page.selectOption(`#attr-picker select[data-attr="${name}"]`, value);
+        }
+      } else {
+        await page.selectOption("#label", values.label);
+      }
+    }
     await page.click("#draw");
     await page.waitForFunction(
-      ([seed, start]) => {
+      ([seed, start, label]) => {
         const status = document.getElementById("status").dataset.state;
         const c = document.getElementById("canvas").dataset;
-        return status === "error" || (status === "done" && c.seed === seed && c.start === start);
+        const labelled = label === null || c.label === label;
+        return status === "error" || (status === "done" && c.seed === seed && c.start === start && labelled);
       },
-      [values.seed, values.start],
+      [values.seed, values.start, values.label ?? null],
     );
   }
 
