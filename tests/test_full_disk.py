@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, job_pngs, run_cli
 from dcgan_rt.backends import select_backend
-from dcgan_rt.images import encode_pngs
 from dcgan_rt.latents import latent_range
 
 
@@ -75,7 +74,7 @@ def small_filesystem(where: Path, size: str):
 def test_generate_png_on_a_full_filesystem_keeps_finished_images_and_resumes(tiny_onnx, tmp_path):
     n, seed = 300, 5
     with select_backend(tiny_onnx, "onnxruntime") as b:
-        expected = dict(enumerate(encode_pngs(b.images(latent_range(seed, 0, n, b.z_dim)))))
+        expected = dict(enumerate(job_pngs(tiny_onnx, seed, b.images(latent_range(seed, 0, n, b.z_dim)))))
     with small_filesystem(tmp_path / "disk", "256k") as resize:  # 64 pages of 4 KiB: room for ~60 files
         out = tmp_path / "disk" / "images"
         args = ["generate", tiny_onnx, "-n", n, "--seed", seed, "--batch-size", 25, "--out", out]

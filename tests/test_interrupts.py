@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import as_in_a_terminal, assert_clean_error, run_cli
+from conftest import as_in_a_terminal, assert_clean_error, job_pngs, job_preview, run_cli
 from dcgan_rt.backends import select_backend
-from dcgan_rt.images import encode_png, encode_pngs, make_grid
 from dcgan_rt.latents import latent_range
 
 SEED = 20240607  # the loops' random delays and progress points
@@ -61,8 +60,8 @@ class GenerateChecker:
     def __init__(self, model: Path, seed: int):
         with select_backend(model, "onnxruntime") as backend:
             images = backend.images(latent_range(seed, 0, N_IMAGES, backend.z_dim))
-        self.pngs = {f"{i:09d}.png": data for i, data in enumerate(encode_pngs(images))}
-        self.preview = encode_png(make_grid(images[:64], 8))
+        self.pngs = {f"{i:09d}.png": data for i, data in enumerate(job_pngs(model, seed, images))}
+        self.preview = job_preview(model, seed, images)
 
     def check(self, out: Path, must_keep: set[str]) -> tuple[set[str], list[str]]:
         """(the finished images now in out, what is wrong there)."""
