@@ -111,3 +111,24 @@ def test_train_step_reports_the_code_loss(digits, tmp_path):
 def test_bad_code_options_are_refused(changes, needle):
     with pytest.raises(UsageError, match=needle):
         TrainOptions(**changes)
+
+
+def test_lr_rampdown_lowers_both_rates_linearly_to_zero_over_the_runs_end(digits, tmp_path):
+    """--lr-rampdown 0.5 on an 8-step run: full rates for 4 steps, then 4/4, 3/4, 2/4, 1/4 of them."""
+    trainer = _trainer(digits, tmp_path, steps=8, lr_rampdown=0.5, lr_g=2e-3, lr_d=1e-3)
+    seen = []
+    for real in [b for epoch in (0, 1) for b in make_batches(digits, torch.device("cpu"), trainer.opts, epoch, 0)]:
+        trainer.train_step(real)
+        seen.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
+        trainer.state.step += 1
+    scale = [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert seen == [pytest.approx((2e-3 * f, 1e-3 * f)) for f in scale]
+    off = _trainer(digits, tmp_path, steps=8, lr_rampdown=0.0)
+    assert [off.lr_scale(step) for step in range(8)] == [1.0] * 8
+
+
+def test_bad_lr_rampdown_is_refused_and_old_runs_resume_without_it():
+    with pytest.raises(UsageError, match="--lr-rampdown"):
+        TrainOptions(lr_rampdown=1.5)
+    recorded = {k: v for k, v in TrainOptions().to_dict().items() if k != "lr_rampdown"}
+    assert TrainOptions.from_dict(recorded).lr_rampdown == 0.0

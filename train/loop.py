@@ -300,6 +300,19 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def lr_scale(self, step: int) -> float:
+        """The learning rates' factor at `step`: 1, then falling linearly to 0 at the run's end over
+        its last lr_rampdown (a settled generator at the end has fewer stray specks)."""
+        ramp = self.opts.lr_rampdown * self.state.total_steps
+        if ramp <= 0:
+            return 1.0
+        return min(1.0, (self.state.total_steps - step) / ramp)
+
+    def _set_lr(self, scale: float) -> None:
+        for opt, lr in ((self.opt_g, self.opts.lr_g), (self.opt_d, self.opts.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     def train_step(self, real: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         """One D update and one G update (the objective is dcgan_rt.train.loss); `label`: the
         real batch's labels (conditional runs), which the generated batch is made with. Returns
@@ -312,6 +325,8 @@ class Trainer:
             z = z[world.rank::world.world_size]
         code = code_index(z, self.opts.code_dim) if self.opts.code_dim else None
         r1 = self.opts.r1_gamma > 0 and self.state.step % self.opts.r1_every == 0
+        if self.opts.lr_rampdown > 0:
+            self._set_lr(self.lr_scale(self.state.step))
         with self._autocast():
             fake = self.g_train(z) if label is None else self.g_train(z, label)  # (B, C, H, W)
         loss_d, d_real, d_fake, loss_code = self.loss.discriminator_loss(real, fake, code, r1, label)

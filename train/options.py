@@ -42,8 +42,8 @@ DEFAULT_CODE_DIM = 40
 # gamma 0.3 vs 111 with 1, and 287 with 3; on 2 CPU cores, 200k images: 57 with 0.1 vs 72
 # with 0.3).
 RESOLUTION_DEFAULTS = {
-    "small": {"g_width": 48, "d_width": 16, "r1_gamma": 1.0},
-    "large": {"g_width": 64, "d_width": 32, "r1_gamma": 0.1},
+    "small": {"g_width": 48, "d_width": 32, "r1_gamma": 1.0, "ema_kimg": 60.0, "ema_rampup": 0.3, "lr_rampdown": 0.3},
+    "large": {"g_width": 64, "d_width": 32, "r1_gamma": 0.1, "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0},
 }
 
 
@@ -71,6 +71,7 @@ class TrainOptions:
     d_width: int | None = None
     lr_g: float = 1e-3
     lr_d: float = 1e-3
+    lr_rampdown: float | None = None  # None: by resolution; the last this fraction of the run: both learning rates fall linearly to 0
     beta1: float = 0.0
     beta2: float = 0.99
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
@@ -79,8 +80,8 @@ class TrainOptions:
     info_lambda: float = 1.0  # weight of the code loss in both D's and G's loss
     r1_gamma: float | None = None  # None: by resolution (RESOLUTION_DEFAULTS); R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 turns it off
     r1_every: int = 4  # lazy regularisation: the penalty on every r1_every-th D step, scaled by r1_every
-    ema_kimg: float = 20.0  # half-life of the generator EMA in thousands of images; 0 turns it off
-    ema_rampup: float = 0.05  # early on the half-life is at most this fraction of the images seen
+    ema_kimg: float | None = None  # None: by resolution; half-life of the generator EMA in thousands of images; 0 turns it off
+    ema_rampup: float | None = None  # None: by resolution; the half-life is at most this fraction of the images seen
     augment: str = "auto"  # what every image D sees goes through (dcgan_rt.train.augment); auto: by data size
     ada_kimg: float = 100.0  # ADA: thousands of images for its probability to go from 0 to 1
     seed: int = 0
@@ -124,6 +125,8 @@ class TrainOptions:
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.lr_rampdown <= 1:
+            raise UsageError(f"--lr-rampdown must be a fraction of the run from 0 (off) to 1, got {self.lr_rampdown}")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
@@ -199,7 +202,7 @@ class TrainOptions:
             raise ArtifactError(f"training options have unknown keys {unknown}; expected only {sorted(cls.names())} "
                                 "(resume the run with the dcgan-rt version that made it)")
         # A run recorded before an option existed trained without it: resume it that way.
-        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0}
+        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0, "lr_rampdown": 0.0}
         return cls(**{**recorded_before, **data})
 
     def replace(self, **changes: Any) -> "TrainOptions":
