@@ -44,23 +44,13 @@ import numpy as np
 
 
 def build_run(root: Path, resolution: int, channels: int):
-    import torch
-
     from dcgan_rt.config import ModelConfig
     from dcgan_rt.export.exporter import export_model
-    from dcgan_rt.model_card import ModelCard
-    from dcgan_rt.train.networks import build_generator
-    from dcgan_rt.train.release import save_generator
+    from random_run import random_run
 
     cfg = ModelConfig(img_resolution=resolution, img_channels=channels, g_width=64)
-    torch.manual_seed(0)
-    g = build_generator(cfg).train()
-    with torch.no_grad():
-        for _ in range(3):
-            g(torch.randn(64, cfg.z_dim))
     run = root / "run"
-    run.mkdir()
-    save_generator(g.eval(), ModelCard(cfg, dataset="benchmark"), run)
+    random_run(cfg, run, dataset="benchmark")
     export_model(run, engine=False)
     return run, cfg
 

@@ -46,23 +46,15 @@ def make_model(folder: Path) -> dict[str, Path]:
     """The default generator (DCGAN init, BatchNorm statistics from a few batches):
     a run directory, its plain ONNX export, and the sub-pixel rewrite of it."""
     import onnx
-    import torch
 
     from dcgan_rt.export.onnx_export import save_onnx, set_metadata, to_onnx_model
     from dcgan_rt.export.optimize import optimize_for_cpu
     from dcgan_rt.model_card import ModelCard
-    from dcgan_rt.train.networks import build_generator
-    from dcgan_rt.train.release import save_generator
+    from random_run import random_run
 
-    torch.manual_seed(0)
-    g = build_generator(DEFAULT_CFG).train()
-    with torch.no_grad():
-        for _ in range(3):
-            g(torch.randn(64, DEFAULT_CFG.z_dim))
-    card = ModelCard(DEFAULT_CFG, dataset="random-init")
     run = folder / "run"
-    run.mkdir()
-    save_generator(g.eval(), card, run)
+    g = random_run(DEFAULT_CFG, run)
+    card = ModelCard(DEFAULT_CFG, dataset="random-init")
     plain = to_onnx_model(g)
     set_metadata(plain, card)
     if any(n.op_type != "ConvTranspose" and n.op_type in ("Conv", "DepthToSpace") for n in plain.graph.node):

@@ -52,20 +52,10 @@ def export(run: Path, out: Path, log=lambda _m: None) -> dict[str, Path]:
 
 
 def default_run(folder: Path) -> Path:
-    import torch
+    from random_run import random_run
 
-    from dcgan_rt.model_card import ModelCard
-    from dcgan_rt.train.networks import build_generator
-    from dcgan_rt.train.release import save_generator
-
-    torch.manual_seed(0)
-    g = build_generator(DEFAULT_CFG).train()
-    with torch.no_grad():
-        for _ in range(3):
-            g(torch.randn(64, DEFAULT_CFG.z_dim))
     run = folder / "run"
-    run.mkdir(parents=True)
-    save_generator(g.eval(), ModelCard(DEFAULT_CFG, dataset="random-init"), run)
+    random_run(DEFAULT_CFG, run)
     return run
 
 

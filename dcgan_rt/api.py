@@ -26,6 +26,7 @@ from dcgan_rt.errors import DcganRtError, UsageError
 
 if TYPE_CHECKING:  # for the signatures only: none of these is imported at run time here
     from dcgan_rt.export.exporter import ExportReport
+    from dcgan_rt.labels import LabelRequest
     from dcgan_rt.pipeline import GenerateResult, Reporter
     from dcgan_rt.train.evaluation import EvalResult
     from dcgan_rt.train.options import TrainOptions
@@ -67,7 +68,7 @@ def train_options(data: str | None = None, *, out: str | Path | None = None, res
         if not Path(resume).is_dir():
             raise DcganRtError(f"--resume {resume}: run directory not found (pass one that dcgan-rt train made, "
                                "e.g. runs/latest)")
-        from dcgan_rt.train.loop import resume_options
+        from dcgan_rt.train.run_config import resume_options
 
         return resume_options(Path(resume), {k: v for k, v in given.items() if k != "out"})
     size = source_defaults(data or TrainOptions().data)

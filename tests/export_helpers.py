@@ -8,6 +8,7 @@ before TensorRT ever sees the plan, and that is what these files exercise.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,3 +65,11 @@ def foreign_onnx_model() -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def copy_run(src, dst):
+    """A copy of run `src`'s release artifact (generator.safetensors + .json) as run `dst`."""
+    dst.mkdir(parents=True)
+    for name in ("generator.safetensors", "generator.json"):
+        shutil.copy(src / name, dst / name)
+    return dst

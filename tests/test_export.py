@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import onnx
@@ -23,20 +22,13 @@ from dcgan_rt.train.release import load_generator, save_generator
 from dcgan_rt.export.engine import engine_unavailable_reason
 from dcgan_rt.export.exporter import export_model
 from dcgan_rt.export.variants import VARIANTS
-from export_helpers import blocked_torch_env, invoke
+from export_helpers import blocked_torch_env, copy_run, invoke
 
 VARIANT_FILES = {
     "fp32": "generator.onnx", "fp16": "generator.fp16.onnx",
     "uint8": "generator.uint8.onnx", "fp16-uint8": "generator.fp16.uint8.onnx",
 }
 NO_ENGINE_HERE = engine_unavailable_reason()
-
-
-def copy_run(src, dst):
-    dst.mkdir(parents=True)
-    for name in ("generator.safetensors", "generator.json"):
-        shutil.copy(src / name, dst / name)
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import onnx
@@ -18,14 +17,7 @@ from dcgan_rt.model_card import ModelCard
 from dcgan_rt.onnx_card import read_onnx_card
 from dcgan_rt.train.release import load_generator
 from dcgan_rt.variant_table import VARIANTS, engine_variant, select_variants
-from export_helpers import invoke
-
-
-def copy_run(src, dst):
-    dst.mkdir(parents=True)
-    for name in ("generator.safetensors", "generator.json"):
-        shutil.copy(src / name, dst / name)
-    return dst
+from export_helpers import copy_run, invoke
 
 
 @pytest.fixture(scope="module")

@@ -246,10 +246,12 @@ def default_data(card, model: str | Path | None = None) -> str:
 
 def _recorded_folder(model: Path) -> str | None:
     """The folder a run directory recorded, for MODEL inside it (or in its export/)."""
+    from dcgan_rt.train.run_config import CONFIG_FILE
+
     folder = model if model.is_dir() else model.parent
     for run in (folder, folder.parent):
         try:
-            path = json.loads((run / "train_config.json").read_text())["dataset"]["path"]
+            path = json.loads((run / CONFIG_FILE).read_text())["dataset"]["path"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
         return path if isinstance(path, str) and Path(path).is_dir() else None

@@ -23,7 +23,6 @@ import contextlib
 import json
 import math
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,8 +33,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcgan_rt import __version__
-from dcgan_rt.atomic import write_json
 from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_card import ModelCard
@@ -54,11 +51,11 @@ from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
 from dcgan_rt.train.faces import default_crop
 from dcgan_rt.train.loss import DCGANLoss
 from dcgan_rt.train.networks import Generator, build_discriminator, build_generator, code_index
-from dcgan_rt.train.options import RESUMABLE_OVERRIDES, TrainOptions
+from dcgan_rt.train.options import TrainOptions
 from dcgan_rt.train.release import save_generator
+from dcgan_rt.train.run_config import write_run_config
 from dcgan_rt.train.rundir import create_run_dir, run_desc, update_latest
 
-CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
 
@@ -543,62 +540,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
     write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
-def read_train_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / CONFIG_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DcganRtError(f"{run_dir} has no {CONFIG_FILE}: pass a run directory made by dcgan-rt train") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DcganRtError(f"cannot read {path} ({exc})") from None
-
-
-def resume_options(run_dir: Path, overrides: dict[str, Any]) -> TrainOptions:
-    """The run's recorded options with the allowed overrides (epochs/steps/device/sync_bn) applied.
-    Any other option given with --resume must equal the recorded one."""
-    recorded = TrainOptions.from_dict(read_train_config(run_dir).get("options", {}))
-    changes = {}
-    for key, value in overrides.items():
-        if value is None or getattr(recorded, key) == value:
-            continue
-        if key not in RESUMABLE_OVERRIDES:
-            raise UsageError(f"--{key.replace('_', '-')} {value} differs from the run being resumed "
-                             f"({getattr(recorded, key)}); --resume continues a run as configured "
-                             "(only --epochs, --steps, --kimg, --device, --sync-bn, --lr-g, --lr-d and --snapshot-kimg may change)")
-        changes[key] = value
-    for length in ("epochs", "steps", "kimg"):  # a new length replaces the recorded one
-        if length in changes:
-            for other in ("epochs", "steps", "kimg"):
-                changes.setdefault(other, None)
-    return recorded.replace(**changes)
-
-
-def _write_config(run_dir: Path, opts: TrainOptions, data: TrainData, device: torch.device,
-                  spe: int, resumed_from_step: int | None = None, world: World = SINGLE) -> None:
-    path = run_dir / CONFIG_FILE
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    resumes = previous.get("resumes", [])
-    if resumed_from_step is not None:
-        resumes.append({"step": resumed_from_step, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "world_size": world.world_size})
-    write_json(path, {
-        "options": opts.to_dict(),
-        "model_config": opts.model_config.to_dict(),
-        "dataset": {"name": data.name, "num_images": data.num_images, "skipped": len(data.skipped),
-                    # the folder's absolute path stays here, in the maker's own run directory; cards carry name + digest
-                    **({"path": str(data.path), "digest": data.digest} if data.path is not None else {})},
-        "steps_per_epoch": spe,
-        "total_steps": opts.total_steps(spe),
-        "device": str(device),
-        "world_size": world.world_size,  # processes (torchrun); each trains on batch_size / world_size
-        "tool_version": __version__,
-        "torch_version": torch.__version__,
-        "created": previous.get("created", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
-        "command": previous.get("command", sys.argv),
-        "resumes": resumes,
-    })
-
-
 def train_run(opts: TrainOptions, resume: str | Path | None = None, callbacks: Sequence[Callback] = (),
               on_run_dir: Callable[[Path], None] | None = None) -> TrainState:
     """Train (or continue) a run; returns its final state. `on_run_dir` is told the run
@@ -653,7 +594,7 @@ def _train_run(opts: TrainOptions, resume: str | Path | None, callbacks: Sequenc
             made = run_dir.resolve()
         else:
             made = create_run_dir(opts.out, run_desc(data.name, opts.img_resolution))
-        _write_config(made, opts, data, device, spe, resumed_from_step=int(ckpt["step"]) if ckpt else None, world=world)
+        write_run_config(made, opts, data, device, spe, resumed_from_step=int(ckpt["step"]) if ckpt else None, world=world)
         if ckpt is None:
             update_latest(made)
         return made
