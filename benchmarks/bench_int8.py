@@ -6,12 +6,13 @@
 
 speed: the default generator (DCGAN init; the weights do not change the work) is
 exported as `dcgan-rt export --int8` writes it; in several rounds the script measures
-the float32 matmul ceiling (dcgan_rt.bench.matmul_ceiling) and ONNX Runtime's u8s8
-GEMM rate (dcgan_rt.int8_gemm) right before timing fp32 and int8 through the very
-backends `generate` uses (ONNX Runtime: a batch slice per core; OpenVINO). Targets
-(issue 16): int8 >= 1.3x the fp32 ceiling, and >= 75 % of the int8 GEMM rate, each
-as images/s x FLOPs per image over the rate measured in the same round. The median
-over rounds is reported.
+the fp32 ceiling (the fastest float32 GEMM installed: dcgan_rt.gemm_ceiling) and each
+runtime's own int8 GEMM rate (an int8 QDQ MatMul, dcgan_rt.gemm_ceiling.int8_gemm_rates)
+right before timing fp32 and int8 through the very backends `generate` uses (ONNX
+Runtime: a batch slice per core; OpenVINO). Targets (issue 16): int8 >= 1.3x the fp32
+ceiling, and >= 75 % of the int8 GEMM rate of the runtime that runs it, each as
+images/s x FLOPs per image over the rate measured in the same round. The median over
+rounds is reported.
 
 quality: the run's fp32 and int8 ONNX files, each scored by `dcgan-rt evaluate`
 (digit classifier on 10,000 images; FID on 250 vs 250) at several latent seeds: the
@@ -61,7 +62,7 @@ def default_run(folder: Path) -> Path:
 
 def speed(args) -> None:
     from dcgan_rt.backends import select_backend
-    from dcgan_rt.int8_gemm import onnxruntime_int8_gemm_rate
+    from dcgan_rt.gemm_ceiling import int8_gemm_rates
 
     flops = generator_flops(DEFAULT_CFG)
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,14 +80,17 @@ def speed(args) -> None:
                         for bs in args.batch_sizes:
                             z = latent_range(0, 0, bs, DEFAULT_CFG.z_dim)
                             fp32_rate = matmul_ceiling()["flops_per_s"]
-                            int8_rate = onnxruntime_int8_gemm_rate()["ops_per_s"]
+                            int8_rate = int8_gemm_rates()[backend]["ops_per_s"]
                             ips = bs / float(np.median(time_calls(lambda: b(z), 3, args.repeats)))  # noqa: B023
                             rows.setdefault((backend, name, bs), []).append(
                                 (ips, ips * flops / fp32_rate, ips * flops / int8_rate))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    gemm = [onnxruntime_int8_gemm_rate()["ops_per_s"] / matmul_ceiling()["flops_per_s"] for _ in range(3)]
-    print(f"\nONNX Runtime u8s8 GEMM / fp32 matmul: {statistics.median(gemm):.2f}x "
-          f"(three pairs: {', '.join(f'{g:.2f}' for g in gemm)})")
+    for _ in range(3):
+        fp32, int8 = matmul_ceiling(), int8_gemm_rates()
+        print(f"fp32 ceiling {fp32['flops_per_s'] / 1e9:.0f} GFLOP/s ({fp32['library']}; by library: "
+              + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in fp32["by_library"].items()) + "); int8 GEMM GOP/s: "
+              + "; ".join(f"{rt} " + ", ".join(f"{a} {v / 1e9:.0f}" for a, v in r["by_activation"].items())
+                          for rt, r in int8.items()))
     print(f"{'backend':<12} {'model':<5} {'batch':>5} {'images/s':>9} {'x fp32 ceiling':>15} {'of int8 GEMM':>13}")
     summary = []
     for (backend, name, bs), vals in rows.items():

@@ -75,11 +75,12 @@ def print_report(report: dict) -> None:
                   + "; " + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()), highlight=False)
     console.print(f"[bold]model[/]: {m['path']} {m['config']}; {m['flops_per_image'] / 1e6:.1f} MFLOP/image "
                   f"({m['flops_method']})", highlight=False)
+    others = ", ".join(f"{lib} {rate / 1e9:.0f}" for lib, rate in cpu.get("by_library", {}).items())
     console.print(f"[bold]ceiling[/]: {cpu['flops_per_s'] / 1e9:.1f} GFLOP/s ({cpu['source']}) = "
-                  f"[bold]{cpu['images_per_s']:.0f} images/s[/] on the CPU", highlight=False)
-    if "cpu_int8" in ceiling:
-        int8 = ceiling["cpu_int8"]
-        console.print(f"[bold]int8 GEMM[/]: {int8['ops_per_s'] / 1e9:.1f} GOP/s ({int8['source']}) = "
+                  f"[bold]{cpu['images_per_s']:.0f} images/s[/] on the CPU"
+                  + (f"; float32 GEMM GFLOP/s by library: {others}" if others else ""), highlight=False)
+    for runtime, int8 in sorted(ceiling.get("cpu_int8", {}).items()):
+        console.print(f"[bold]int8 GEMM, {runtime}[/]: {int8['ops_per_s'] / 1e9:.1f} GOP/s ({int8['source']}) = "
                       f"{int8['images_per_s']:.0f} images/s, {int8['ops_per_s'] / cpu['flops_per_s']:.2f}x the fp32 "
                       "ceiling", highlight=False)
     if "gpu" in ceiling:
@@ -90,7 +91,7 @@ def print_report(report: dict) -> None:
     best = {(r["backend"], r["model"], r["batch_size"]) for r in report["best"]}
     table = Table(title="model-only (median of timed calls)", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("backend", "model", "precision", "batch", "images/s", "p50 ms", "p99 ms",
-                "ceiling" if "cpu_int8" not in ceiling else "ceiling / int8 GEMM (i8)"):
+                "ceiling" if "cpu_int8" not in ceiling else "ceiling / own int8 GEMM (i8)"):
         table.add_column(col, justify="left" if col in ("backend", "model", "precision") else "right", no_wrap=True)
     for r in report["results"]:
         star = (r["backend"], r["model"], r["batch_size"]) in best

@@ -15,15 +15,15 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from dcgan_rt.cache import cache_kinds, cache_root, cache_usage, clear_cache
+from dcgan_rt.cache import KIND_NAMES, cache_kinds, cache_root, cache_usage, clear_cache
 from dcgan_rt.cli.common import console, handle_errors, human_bytes
 from dcgan_rt.errors import UsageError
 
 app = typer.Typer(help="List (with sizes) and clear what dcgan-rt caches: decoded data sets, TensorRT engines, "
-                       "FID statistics, the digit classifier, downloads.", no_args_is_help=False)
+                       "FID statistics, the digit classifier, downloads, OpenVINO compiled models.", no_args_is_help=False)
 
 KindOption = Annotated[Optional[list[str]], typer.Option(
-    "--kind", "-k", metavar="KIND", help="Only this kind (repeatable): datasets, downloads, engines, fid, classifiers.",
+    "--kind", "-k", metavar="KIND", help="Only this kind (repeatable): datasets, downloads, engines, fid, classifiers, openvino.",
     show_default="every kind")]
 
 
@@ -85,7 +85,7 @@ def clear(
     if not kind and not yes:
         held = sum(u.size for u in cache_usage(kinds))
         raise UsageError(f"clearing the whole cache ({human_bytes(held)} in {cache_root()}) needs --yes; "
-                         "or clear part of it with --kind datasets|downloads|engines|fid|classifiers")
+                         f"or clear part of it with --kind {'|'.join(KIND_NAMES)}")
     removed = clear_cache(kinds)
     for u in removed:
         console.print(f"cleared {u.kind.name}: {human_bytes(u.size)} ({u.files:,} file{'' if u.files == 1 else 's'})", highlight=False)

@@ -9,15 +9,16 @@ Core tier: numpy at import; every runtime is imported by the backend that needs 
   ConvTranspose2d, C_in * C_out * k * k * H_in * W_in (BatchNorm is folded into the
   weights at export; ReLU / tanh are not counted). 209.3 MFLOP for the default
   64x64 RGB generator.
-- Ceiling: the device's measured matrix-multiply rate (float32 GEMM of two large
-  square matrices with every core: numpy's BLAS, or torch's when torch is installed
-  and faster; on a GPU, torch.matmul) divided by FLOPs per image. Each backend's
-  share of it is images/s / ceiling images/s. Absolute times on shared machines are
-  noisy; the ceiling is measured in the same run, before and after the sweep, and
-  the faster of the two is used.
+- Ceiling: the device's measured matrix-multiply rate divided by FLOPs per image.
+  On the CPU, the fastest float32 GEMM installed (dcgan_rt.gemm_ceiling: numpy,
+  torch when loaded, ONNX Runtime and OpenVINO, two large square matrices, every
+  core); on a GPU, torch.matmul. Each backend's share of it is images/s / ceiling
+  images/s. Absolute times on shared machines are noisy; the ceiling is measured in
+  the same run, before and after the sweep, and the faster of the two is used.
 - int8 models on the CPU are shown against that same fp32 ceiling (how much faster
-  than fp32 can ever be) and against ONNX Runtime's own u8s8 GEMM rate, measured
-  the same way (dcgan_rt.int8_gemm): the share of integer throughput they reach.
+  than fp32 can ever be) and against their own runtime's int8 GEMM rate, measured
+  the same way (dcgan_rt.gemm_ceiling.int8_gemm_rates): the share of integer
+  throughput they reach.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dcgan_rt.backends.registry import BACKENDS, BuildOptions, backends_for, dis
 from dcgan_rt.config import ModelConfig
 from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
+from dcgan_rt.gemm_ceiling import fp32_gemm_ceiling, int8_gemm_rates, time_calls
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_path import ModelPath, resolve_model
 from dcgan_rt.onnx_card import FLOAT_NCHW
@@ -48,6 +50,7 @@ DEFAULT_BATCH_SIZES = (1, 8, 32, 64, 128)
 DEFAULT_FORMATS = ("png", "npy", "tar")
 FLOPS_METHOD = ("2 x multiply-adds of each ConvTranspose2d, counted from the model config: "
                 "C_in * C_out * k * k * H_in * W_in (BatchNorm folded, activations not counted)")
+matmul_ceiling = fp32_gemm_ceiling  # the CPU's fp32 ceiling: the fastest float32 GEMM installed
 LIBRARIES = ("numpy", "pillow", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt")
 
 
@@ -82,41 +85,10 @@ def generator_flops(cfg: ModelConfig) -> int:
     return 2 * sum(layer.macs for layer in generator_layers(cfg))
 
 
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def summarize(times: list[float], batch_size: int) -> dict:
     median = float(np.median(times))
     p50, p99 = (float(v) * 1e3 for v in np.percentile(times, [50, 99]))
     return {"images_per_s": batch_size / median, "latency_ms": {"p50": p50, "p99": p99}, "runs": len(times)}
-
-
-def matmul_ceiling(n: int = 2048, repeats: int = 3) -> dict:
-    """The CPU's float32 GEMM rate: {"flops_per_s", "source", "by_library"}.
-
-    numpy's BLAS always; torch's too when torch is already loaded (a torch backend is
-    being timed), so benchmarking an ONNX file never pays for importing torch."""
-    by_library = {}
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    out = np.empty_like(a)
-    by_library["numpy"] = 2 * n**3 / float(np.median(time_calls(lambda: np.matmul(a, a, out=out), 1, repeats)))
-    torch = sys.modules.get("torch")  # None when absent, or blocked as in the no-torch tests
-    if torch is not None:
-        t = torch.from_numpy(a)
-        t_out = torch.empty_like(t)
-        by_library["torch"] = 2 * n**3 / float(np.median(time_calls(lambda: torch.matmul(t, t, out=t_out), 1, repeats)))
-    best = max(by_library, key=by_library.get)
-    library = f"numpy ({_blas_name()})" if best == "numpy" else f"torch {torch.__version__}"
-    return {"flops_per_s": by_library[best], "source": f"{library} float32 matmul {n}x{n}, {usable_cores()} threads",
-            "by_library": by_library}
 
 
 def gpu_matmul_ceiling(device: int = 0, n: int = 8192, repeats: int = 10) -> dict | None:
@@ -230,7 +202,7 @@ def run_bench(model: str | Path, backends: list[str] | None = None, batch_sizes=
     progress("measuring the CPU's matrix-multiply rate")
     ceilings = [matmul_ceiling()]  # again after the sweep; the faster one counts
     int8_cpu = any(t.precision == "int8" and t.device == "cpu" for t in targets)
-    int8_rates = [_int8_gemm_rate()] if int8_cpu else []
+    int8_rates = [int8_gemm_rates()] if int8_cpu else []
     gpu = gpu_matmul_ceiling() if any(t.device == "gpu" for t in targets) else None
     results = []
     for target in targets:
@@ -254,17 +226,16 @@ def run_bench(model: str | Path, backends: list[str] | None = None, batch_sizes=
     cpu = max(ceilings, key=lambda c: c["flops_per_s"])
     ceiling = {"cpu": {**cpu, "images_per_s": cpu["flops_per_s"] / flops,
                        "all_measurements": [c["flops_per_s"] for c in ceilings]}}
-    int8_rates = [r for r in [*int8_rates, _int8_gemm_rate() if int8_cpu else None] if r]
-    if int8_rates:  # int8 models are also held to the runtime's own integer GEMM rate
-        best = max(int8_rates, key=lambda r: r["ops_per_s"])
-        ceiling["cpu_int8"] = {**best, "images_per_s": best["ops_per_s"] / flops,
-                               "all_measurements": [r["ops_per_s"] for r in int8_rates]}
+    if int8_cpu:  # int8 models are also held to their runtime's own integer GEMM rate
+        int8_rates.append(int8_gemm_rates())
+        ceiling["cpu_int8"] = _int8_ceilings(int8_rates, flops)
     if gpu:
         ceiling["gpu"] = {**gpu, "images_per_s": {k: v / flops for k, v in gpu["flops_per_s"].items()}}
     for row in results:
         row["ceiling_share"] = _share(row, ceiling)
-        if row["precision"] == "int8" and row["device"] == "cpu" and "cpu_int8" in ceiling:
-            row["int8_gemm_share"] = row["images_per_s"] / ceiling["cpu_int8"]["images_per_s"]
+        own = ceiling.get("cpu_int8", {}).get(row["backend"])
+        if row["precision"] == "int8" and row["device"] == "cpu" and own:
+            row["int8_gemm_share"] = row["images_per_s"] / own["images_per_s"]
     generate = []
     for fmt in formats or ():
         progress(f"end-to-end generate, {fmt}")
@@ -327,10 +298,15 @@ def bench_generate(model: str | Path, fmt: str, n: int) -> dict:
             "images_per_s": result.images_per_second, "wall_s": wall, "bytes_written": result.bytes_written}
 
 
-def _int8_gemm_rate() -> dict | None:
-    from dcgan_rt.int8_gemm import onnxruntime_int8_gemm_rate
-
-    return onnxruntime_int8_gemm_rate()
+def _int8_ceilings(measurements: list[dict], flops: int) -> dict:
+    """{runtime: the faster of its int8 GEMM measurements, as ops/s and images/s}."""
+    found = {}
+    for runtime in {name for m in measurements for name in m}:
+        rates = [m[runtime] for m in measurements if runtime in m]
+        best = max(rates, key=lambda r: r["ops_per_s"])
+        found[runtime] = {**best, "images_per_s": best["ops_per_s"] / flops,
+                          "all_measurements": [r["ops_per_s"] for r in rates]}
+    return found
 
 
 def _share(row: dict, ceiling: dict) -> float:
@@ -426,10 +402,3 @@ def _memory_gib() -> float | None:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     return None
 
-
-def _blas_name() -> str:
-    with contextlib.suppress(Exception):
-        config = np.show_config(mode="dicts")
-        blas = config["Build Dependencies"]["blas"]
-        return f"{blas['name']} {blas.get('version', '')}".strip()
-    return "BLAS"

@@ -39,6 +39,7 @@ CACHE_KINDS = (
               "TensorRT timing caches, ONNX Runtime TensorRT-EP engines"),
     CacheKind("fid", ("fid",), "FID statistics of real images"),
     CacheKind("classifiers", ("digits-*.safetensors",), "the digit classifier (evaluate)"),
+    CacheKind("openvino", ("openvino",), "OpenVINO compiled models, one folder per ONNX file's sha256"),
 )
 KIND_NAMES = tuple(k.name for k in CACHE_KINDS)
 

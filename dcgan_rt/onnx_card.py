@@ -121,8 +121,15 @@ class OnnxArtifact:
 
 
 def read_onnx(path: str | Path) -> OnnxArtifact:
-    """Load an ONNX file (no weights are run) and check it is a dcgan-rt generator."""
-    path = Path(path)
+    """Load an ONNX file (no weights are run) and check it is a dcgan-rt generator.
+
+    Read once per file inside a dcgan_rt.digest.file_memo block (generate uses one)."""
+    from dcgan_rt.digest import memoized
+
+    return memoized("read_onnx", path, lambda: _read_onnx(Path(path)))
+
+
+def _read_onnx(path: Path) -> OnnxArtifact:
     model = _load(path)
     metadata = {p.key: p.value for p in model.metadata_props}
     card, io = card_from_metadata(metadata, str(path))

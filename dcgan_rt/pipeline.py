@@ -38,7 +38,7 @@ from dcgan_rt.atomic import write_json
 from dcgan_rt.backends import Backend, select_backend, source_sha256
 from dcgan_rt.batch import Batch
 from dcgan_rt.batch_tuner import IndexStream, tune_batch_size
-from dcgan_rt.digest import sha256_file
+from dcgan_rt.digest import file_memo, sha256_file
 from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.generate_request import GenerateRequest
@@ -97,6 +97,11 @@ class Reporter:
 
 def generate(req: GenerateRequest, reporter: Reporter | None = None) -> GenerateResult:
     """Run (or resume) one generate job; see the module docstring."""
+    with file_memo():  # the model file is hashed and parsed once, however often the job looks at it
+        return _generate(req, reporter)
+
+
+def _generate(req: GenerateRequest, reporter: Reporter | None) -> GenerateResult:
     rep = reporter or Reporter()
     shard, batch = req.job_shard(), req.batch_size
     resolved = resolve_model(req.model)

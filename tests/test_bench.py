@@ -60,7 +60,10 @@ def test_bench_json_has_every_section_with_sane_values(tiny_onnx, tmp_path):
     assert "onnxruntime" in machine["libraries"]
 
     cpu = report["ceiling"]["cpu"]
-    assert cpu["flops_per_s"] > 1e8 and "matmul" in cpu["source"] and set(cpu["by_library"]) == {"numpy"}
+    # the fastest float32 GEMM installed, named; torch is blocked here, so it is not among them
+    assert set(cpu["by_library"]) == {"numpy", "onnxruntime", "openvino"}
+    assert cpu["flops_per_s"] == max(cpu["by_library"].values()) > 1e8
+    assert cpu["source"].startswith(cpu["library"]) and "matmul" in cpu["source"]
     assert cpu["images_per_s"] == pytest.approx(cpu["flops_per_s"] / report["model"]["flops_per_image"])
 
     rows = report["results"]

@@ -71,3 +71,26 @@ def test_cache_clear_by_kind_and_everything_only_with_yes(filled):
     run_cli("cache", "clear", "--yes", env=env, check=True)
     assert _listing(filled)["total_bytes"] == 0
     assert (filled / "my-notes.txt").is_file()  # a DCGAN_RT_CACHE shared with other files keeps them
+
+
+def test_openvino_compiles_into_the_cache_once_and_generate_reuses_it(tiny_onnx, tmp_path):
+    """The OpenVINO backend keeps its compiled model under the cache root, one folder per
+    file content; a second generate imports it (the blob is not rewritten) and writes the same bytes."""
+    from dcgan_rt.digest import sha256_file
+
+    root = tmp_path / "cache"
+    env = {"DCGAN_RT_CACHE": str(root)}
+    args = ("generate", tiny_onnx, "-n", "40", "--backend", "openvino", "--format", "npy")
+    run_cli(*args, "--out", tmp_path / "first", env=env, check=True)
+    kinds = _listing(root)["kinds"]
+    assert kinds["openvino"]["files"] >= 1 and kinds["openvino"]["bytes"] > 0
+    blobs = {p: p.stat().st_mtime_ns for p in (root / "openvino").rglob("*") if p.is_file()}
+    assert {p.relative_to(root).parts[1] for p in blobs} == {sha256_file(tiny_onnx)}
+
+    run_cli(*args, "--out", tmp_path / "second", env=env, check=True)
+    assert {p: p.stat().st_mtime_ns for p in (root / "openvino").rglob("*") if p.is_file()} == blobs
+    first, second = (sorted((tmp_path / d).glob("*.npy")) for d in ("first", "second"))
+    assert first and [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+    run_cli("cache", "clear", "--kind", "openvino", env=env, check=True)
+    assert _listing(root)["kinds"]["openvino"]["bytes"] == 0
