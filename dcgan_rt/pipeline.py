@@ -295,6 +295,8 @@ def _produce(backend: Backend, writer: Writer, make_batch: Callable[[np.ndarray]
             jobs.put(None)
         for t in threads:
             t.join()
+        if stop.is_set():
+            writer.discard_unfinished()
         rep.advance(done0 + counts["images"])
         rep.stop()
     if failures:

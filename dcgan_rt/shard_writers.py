@@ -1,8 +1,9 @@
 """The shard formats of `generate`: .npy shards and WebDataset-style .tar shards (dcgan_rt.writers has the rest).
 
 Core tier (numpy + Pillow). Both gather a shard's IMAGES_PER_FILE images (fewer at the
-job's edges) as batches arrive from the writer threads and write the shard at once,
-atomically and fsynced, when its last image is in:
+job's edges) as batches arrive from the writer threads and put the shard in place
+atomically and fsynced when its last image is in (npy images go into the shard's temp
+file as they arrive; tar shards are written at once):
 
 - npy: `images-000012.npy` uint8 (count, H, W, C); `latents-000012.npy` with
   --save-latents; `labels-000012.npy` for a conditional model (written before the
@@ -13,8 +14,10 @@ atomically and fsynced, when its last image is in:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import tarfile
 import threading
@@ -124,13 +127,17 @@ class NpyWriter(_ShardWriter):
                 if s not in self._staged:
                     self._staged[s] = {
                         "expected": hi - lo, "done": 0,
-                        "images": np.empty((hi - lo, *self.image_shape), dtype=np.uint8),
+                        "images": _StreamedNpy(self.shard_paths(s)["images"], (hi - lo, *self.image_shape)),
                         "latents": np.empty((hi - lo, self.z_dim), dtype=np.float32) if self.save_latents else None,
                         "labels": self._label_array(hi - lo),
                     }
                 staged = self._staged[s]
                 at = indices[rows] - lo
-                staged["images"][at] = images[rows]
+                try:
+                    staged["images"].write_rows(at, images[rows])
+                except BaseException:
+                    self._staged.pop(s)["images"].discard()
+                    raise
                 if staged["latents"] is not None:
                     staged["latents"][at] = latents[rows]
                 if staged["labels"] is not None:
@@ -143,10 +150,20 @@ class NpyWriter(_ShardWriter):
     def unfinished(self) -> int:
         return sum(v["done"] for v in self._staged.values())
 
+    def discard_unfinished(self) -> None:
+        with self._lock:
+            for staged in self._staged.values():
+                staged["images"].discard()
+            self._staged.clear()
+
     def _write_shard(self, s: int, staged: dict) -> int:
         paths = self.shard_paths(s)
-        # images last: the images file marks the shard done
-        return sum(_save_npy(paths[kind], staged[kind]) for kind in sorted(paths, key=lambda k: k == "images"))
+        try:  # latents and labels first: the images file marks the shard done
+            nbytes = sum(_save_npy(paths[kind], staged[kind]) for kind in paths if kind != "images")
+        except BaseException:
+            staged["images"].discard()
+            raise
+        return nbytes + staged["images"].commit()
 
     def finalize(self, start: int, end: int) -> None:
         shards = []
@@ -226,6 +243,61 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.mode = 0o644
     info.mtime = 0  # byte-identical shards whatever day they were made
     tar.addfile(info, io.BytesIO(data))
+
+
+class _StreamedNpy:
+    """A shard's images .npy, written into its temp file as batches arrive (pwrite at
+    each row's offset, so order does not matter) and renamed into place, fsynced, once
+    complete: the same bytes np.save writes, but the copy to the page cache overlaps
+    inference instead of all of it following the last batch (on the 64x64 generator,
+    ~22 ms of the ~38 ms a 1,000-image shard's np.save + fsync took at the end of a job)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        self.path, self.count = path, shape[0]
+        self.row_bytes = int(np.prod(shape[1:]))
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # atomic.py's names
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                                      "fortran_order": False, "shape": shape})
+        self.offset = len(header.getvalue())
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            self._pwrite(header.getvalue(), 0)
+        except BaseException:
+            self.discard()
+            raise
+
+    def write_rows(self, at: np.ndarray, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.uint8)
+        if len(at) and at[-1] - at[0] + 1 == len(at) and np.all(np.diff(at) == 1):
+            self._pwrite(memoryview(rows).cast("B"), self.offset + int(at[0]) * self.row_bytes)
+            return
+        for k, i in enumerate(at.tolist()):
+            self._pwrite(memoryview(rows[k]).cast("B"), self.offset + i * self.row_bytes)
+
+    def commit(self) -> int:
+        try:
+            os.fsync(self.fd)
+        except BaseException:
+            self.discard()
+            raise
+        os.close(self.fd)
+        self.fd = None
+        os.replace(self.tmp, self.path)
+        return self.offset + self.count * self.row_bytes
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    def _pwrite(self, data, offset: int) -> None:
+        view = memoryview(data).cast("B")
+        while view:  # a short write (a full disk reports ENOSPC on the next call)
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
 
 
 def _save_npy(path: Path, array: np.ndarray) -> int:

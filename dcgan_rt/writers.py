@@ -140,6 +140,9 @@ class Writer:
         """uint8 (n, H, W, C) images at these global indices, from disk."""
         raise NotImplementedError
 
+    def discard_unfinished(self) -> None:
+        """After a failed or interrupted run: drop the partly gathered shards (and their temp files)."""
+
     def remove_temps(self, start: int, end: int) -> int:
         """Delete temp files a killed run left for the files of indices [start, end)."""
         removed = 0
