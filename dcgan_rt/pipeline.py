@@ -275,8 +275,9 @@ def _produce(backend: Backend, writer: Writer, make_batch: Callable[[np.ndarray]
         if batch is None:
             batch, rates = tune_batch_size(backend, stream, make_batch, emit)
             measured = ", ".join(f"{b}: {r:,.0f}/s" for b, r in rates.items())
-            rep.info(f"batch size auto: {batch}" + (f" (images/s measured at {measured})" if rates else
-                                                   " (too few images to measure: one batch)"))
+            why = (f"images/s measured at {measured}" if rates else
+                   f"not measured: {stream.left:,} images are too few to compare batch sizes")
+            rep.info(f"batch size auto: {batch} ({why})")
             rep.label(label.format(batch))
         in_flight: deque = deque()
 
