@@ -2,6 +2,7 @@
 
 Run:  python benchmarks/bench_generate.py            (4,000 images, ~3 minutes on 2 cores)
       python benchmarks/bench_generate.py --quick    (2,000 images)
+      python benchmarks/bench_generate.py --int8     (+ PNG from the `export --int8` file)
 
 Model: the 64x64 RGB generator of width 64, ModelConfig(img_resolution=64,
 img_channels=3, g_width=64) (209 MFLOP an image; the model the DCGAN seeds' naive
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 
-def build_run(root: Path, resolution: int, channels: int):
+def build_run(root: Path, resolution: int, channels: int, int8: bool = False):
     from dcgan_rt.config import ModelConfig
     from dcgan_rt.export.exporter import export_model
     from random_run import random_run
@@ -50,7 +51,7 @@ def build_run(root: Path, resolution: int, channels: int):
     cfg = ModelConfig(img_resolution=resolution, img_channels=channels, g_width=64)
     run = root / "run"
     random_run(cfg, run, dataset="benchmark")
-    export_model(run, engine=False)
+    export_model(run, engine=False, options={"int8"} if int8 else ())  # auto keeps fp32; int8 is named
     return run, cfg
 
 
@@ -116,14 +117,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--int8", action="store_true",
+                        help="also export `--int8` and time generate --format png on generator.int8.onnx")
     args = parser.parse_args()
     n = 2_000 if args.quick else args.n
     root = Path(tempfile.mkdtemp(prefix="dcgan-rt-bench-generate-"))
     try:
-        run, cfg = build_run(root, args.resolution, args.channels)
+        run, cfg = build_run(root, args.resolution, args.channels, args.int8)
         flops = generator_flops(cfg)
         ceilings = [matmul_ceiling()]
-        wall = {k: float("inf") for k in ("naive", "naive1", "png", "model", "npy")}
+        keys = ("naive", "naive1", "png", "model", "npy") + (("png_int8",) if args.int8 else ())
+        wall = {k: float("inf") for k in keys}
         cpu = dict(wall)
         info = {}
 
@@ -139,6 +143,8 @@ def main() -> None:
             info = {"backend": result.backend, "batch": result.batch_size}
             keep("model", model_only(run, n, result.batch_size))
             keep("npy", ours(run, root / f"npy{r}", n, "npy")[0])
+            if args.int8:
+                keep("png_int8", ours(run / "export" / "generator.int8.onnx", root / f"int8-{r}", n, "png")[0])
             print(f"round {r + 1}: load average before {load:.1f}; best so far " +
                   ", ".join(f"{k} {n / v:,.0f}/s" for k, v in wall.items()), flush=True)
             for d in root.glob("*[0-9]"):
@@ -159,12 +165,18 @@ def main() -> None:
         for key, label in (("naive", "naive loop (torch eager, batch 64, save_image)"),
                            ("naive1", "  the same with torch.set_num_threads(1)"),
                            ("png", "dcgan-rt generate --format png"), ("model", "model only (same backend and batch)"),
-                           ("npy", "dcgan-rt generate --format npy")):
+                           ("npy", "dcgan-rt generate --format npy"),
+                           ("png_int8", "generate generator.int8.onnx --format png")):
+            if key not in rate:
+                continue
             print(f"{label:50s}{rate[key]:>10,.0f}{per_k[key]:>14.2f}")
         print(f"png vs naive: {rate['png'] / rate['naive']:.2f}x faster by the clock, "
               f"{cpu['naive'] / cpu['png']:.2f}x less CPU time (target >= 4.5x)")
         print(f"png vs the naive loop at its faster thread count: "
               f"{rate['png'] / max(rate['naive'], rate['naive1']):.2f}x by the clock")
+        if args.int8:
+            print(f"int8 png vs naive: {rate['png_int8'] / rate['naive']:.2f}x by the clock (fp32 png: "
+                  f"{rate['png'] / rate['naive']:.2f}x)")
         print(f"npy vs model-only: {rate['npy'] / rate['model']:.0%}; npy vs the ceiling: "
               f"{rate['npy'] / ceiling:.0%} (target >= 90%); model-only vs the ceiling: {rate['model'] / ceiling:.0%}")
     finally:
