@@ -36,17 +36,14 @@ import numpy as np
 from dcgan_rt.backends import UINT8_NHWC, Backend
 from dcgan_rt.batch import Batch
 from dcgan_rt.environment import usable_cores
-from dcgan_rt.errors import ArtifactError, MissingDependencyError
+from dcgan_rt.errors import ArtifactError
+from dcgan_rt.extras import import_optional
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
 
 
 def import_openvino():
-    try:
-        import openvino
-    except ImportError:
-        raise MissingDependencyError("openvino", "the openvino backend", extra="openvino") from None
-    return openvino
+    return import_optional("openvino", "the openvino backend", extra="openvino")
 
 
 class OpenVinoBackend(Backend):
