@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcgan_rt.train.batches import make_batches
 from dcgan_rt.train.data import load_dataset, mnist_5k_arrays
-from dcgan_rt.train.loop import Trainer, make_batches
+from dcgan_rt.train.loop import Trainer
 from dcgan_rt.train.networks import build_discriminator, build_generator
 from dcgan_rt.train.options import TrainOptions
 

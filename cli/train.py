@@ -41,6 +41,7 @@ def train(
     z_dim: Annotated[Optional[int], _opt("--z-dim", help="Latent size.", default=D.z_dim)] = None,
     g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=f"{D.g_width}; 64 at 64 px and up")] = None,
     d_width: Annotated[Optional[int], _opt("--d-width", help="Discriminator channels at full resolution (ndf).", default=D.d_width)] = None,
+    g_out_bias: Annotated[Optional[bool], _opt("--g-out-bias/--no-g-out-bias", help="A learned bias on the generator's output layer (pytorch/examples' DCGAN has none); it keeps image borders as dark as the data's.", default="on below 64 px, off at 64 px and up")] = None,
     lr_g: Annotated[Optional[float], _opt("--lr-g", help="Generator Adam learning rate.", default=D.lr_g)] = None,
     lr_d: Annotated[Optional[float], _opt("--lr-d", help="Discriminator Adam learning rate.", default=D.lr_d)] = None,
     lr_rampdown: Annotated[Optional[float], _opt("--lr-rampdown", help="Over the last this fraction of the run both learning rates fall linearly to 0 (0: off).", default=f"{D.lr_rampdown:g}; 0 at 64 px and up")] = None,

@@ -88,7 +88,7 @@ def train(data: str | None = None, *, out: str | Path | None = None, resume: str
           **options: Any) -> TrainResult:
     """Train a DCGAN on `data` (mnist-5k, orl, mnist, celeba or a folder of images) and write a
     run directory under `out` (default runs/), or continue `resume`; see train_options for
-    `options`. `callbacks` get the loop's events (dcgan_rt.train.loop.Callback); `on_run_dir`
+    `options`. `callbacks` get the loop's events (dcgan_rt.train.callbacks.Callback); `on_run_dir`
     is told the run directory as soon as it exists. Under torchrun every rank calls this."""
     opts = train_options(data, out=out, resume=resume, **options)
     from dcgan_rt.train.loop import train_run

@@ -21,6 +21,9 @@ def valid_code_dim(code_dim: object, z_dim: int) -> bool:
     return isinstance(code_dim, int) and not isinstance(code_dim, bool) and (code_dim == 0 or 2 <= code_dim < z_dim)
 
 
+BOOL_KEYS = ("g_out_bias",)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a DCGAN pair (Radford et al., 2015).
@@ -32,6 +35,12 @@ class ModelConfig:
     categorical draw from the same N(0, I) latents) and the discriminator gets code_dim
     more outputs that predict it. 0 is the plain DCGAN (and what an artifact without the
     key means).
+    g_out_bias adds a learned per-channel bias to the generator's last (output) layer,
+    which pytorch/examples' DCGAN leaves out: without it a border pixel, which gets half
+    the taps of an inner one from the last stride-2 transposed convolution, cannot reach
+    black as easily, and digits' backgrounds show faint specks along the image edges
+    (docs/training.md, "Speckle"). False (and what an artifact without the key means) is
+    the plain DCGAN.
     num_classes > 0 makes the pair class-conditional (the generator takes a class index
     as a second input); num_attrs > 0 makes it attribute-conditional (a 0/1 vector of
     num_attrs entries). At most one of the two is non-zero; 0 and 0 is unconditional.
@@ -45,6 +54,7 @@ class ModelConfig:
     code_dim: int = 0
     num_classes: int = 0
     num_attrs: int = 0
+    g_out_bias: bool = False
 
     def __post_init__(self) -> None:
         if self.img_resolution not in IMG_RESOLUTIONS:
@@ -65,6 +75,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise UsageError(f"{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.g_out_bias, bool):
+            raise UsageError(f"g_out_bias must be true or false, got {self.g_out_bias!r}")
         if self.num_classes == 1:
             raise UsageError("num_classes must be 0 (unconditional) or at least 2, got 1")
         if self.num_classes and self.num_attrs:
@@ -85,7 +97,7 @@ class ModelConfig:
     def image_shape(self) -> tuple[int, int, int]:
         return (self.img_channels, self.img_resolution, self.img_resolution)
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return dataclasses.asdict(self)
 
     @classmethod
@@ -98,7 +110,10 @@ class ModelConfig:
         if unknown:
             raise ArtifactError(f"model config has unknown keys {unknown}; expected only {sorted(known)}")
         for key, value in data.items():
-            if not isinstance(value, int) or isinstance(value, bool):
+            if key in BOOL_KEYS:
+                if not isinstance(value, bool):
+                    raise ArtifactError(f"model config key {key!r} must be true or false, got {value!r}")
+            elif not isinstance(value, int) or isinstance(value, bool):
                 raise ArtifactError(f"model config key {key!r} must be an integer, got {value!r}")
         try:
             return cls(**data)

@@ -25,7 +25,8 @@ from typing import Any
 from dcgan_rt import __version__
 from dcgan_rt.atomic import write_json
 from dcgan_rt.digest import sha256_bytes
-from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError
+from dcgan_rt.errors import ArtifactError, DcganRtError
+from dcgan_rt.extras import import_optional
 from dcgan_rt.model_card import ModelCard
 from dcgan_rt.onnx_card import io_contract, output_kind, with_inputs
 from dcgan_rt.variant_table import PRECISIONS
@@ -166,10 +167,7 @@ def load_engine(path: str | Path, device: int = 0) -> LoadedEngine:
         raise ArtifactError(f"engine {path} not found")
     sidecar = read_sidecar(path)
     plan = read_plan(path, sidecar)
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise MissingDependencyError("tensorrt", "running a TensorRT engine", extra="gpu") from None
+    trt = import_optional("tensorrt", "running a TensorRT engine", extra="gpu")
     from dcgan_rt.gpu import find_gpu
 
     gpu, reason = find_gpu(device)

@@ -9,7 +9,9 @@ line saying what to install instead of a traceback.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+from types import ModuleType
 
 from dcgan_rt.errors import MissingDependencyError
 
@@ -26,3 +28,11 @@ def require_train(purpose: str) -> None:
     missing = missing_train_module()
     if missing is not None:
         raise MissingDependencyError(missing, purpose, extra="train")
+
+
+def import_optional(module: str, purpose: str, extra: str | None = None) -> ModuleType:
+    """Import an optional package, or raise MissingDependencyError naming the extra that brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(module, purpose, extra=extra) from None

@@ -29,7 +29,6 @@ from PIL import Image
 from dcgan_rt.atomic import atomic_open, write_json
 from dcgan_rt.batch import Batch
 from dcgan_rt.errors import ArtifactError
-from dcgan_rt.images import encode_pngs
 from dcgan_rt.label_files import sample_label_entry
 from dcgan_rt.writers import IMAGES_PER_FILE, INDEX_NAME, Writer, as_hwc, index_name, npy_bytes
 
@@ -52,6 +51,10 @@ class _ShardWriter(Writer):
         return max(s * self.unit, start), min((s + 1) * self.unit, end)
 
     def shard_files(self, s: int) -> list[Path]:
+        return list(self.shard_paths(s).values())
+
+    def shard_paths(self, s: int) -> dict[str, Path]:
+        """Shard `s`'s files by kind."""
         raise NotImplementedError
 
     def pending(self, start: int, end: int, verify: bool = True) -> list[tuple[int, int]]:
@@ -93,15 +96,7 @@ class _ShardWriter(Writer):
 
 class NpyWriter(_ShardWriter):
     format = "npy"
-    _NAME = re.compile(r"^(images|latents|labels)-(\d{6,})\.npy$")
-
-    @classmethod
-    def owns(cls, name: str) -> int | None:
-        m = cls._NAME.match(name)
-        return int(m.group(2)) * cls.unit if m else None
-
-    def shard_files(self, s: int) -> list[Path]:
-        return list(self.shard_paths(s).values())
+    _NAME = re.compile(r"^(images|latents|labels)-(?P<unit>\d{6,})\.npy$")
 
     def shard_paths(self, s: int) -> dict[str, Path]:
         """{"images": ..., "latents": ... (with --save-latents), "labels": ... (conditional)}"""
@@ -193,15 +188,10 @@ class NpyWriter(_ShardWriter):
 
 class TarWriter(_ShardWriter):
     format = "tar"
-    _NAME = re.compile(r"^shard-(\d{6,})\.tar$")
+    _NAME = re.compile(r"^shard-(?P<unit>\d{6,})\.tar$")
 
-    @classmethod
-    def owns(cls, name: str) -> int | None:
-        m = cls._NAME.match(name)
-        return int(m.group(1)) * cls.unit if m else None
-
-    def shard_files(self, s: int) -> list[Path]:
-        return [self.out_dir / f"shard-{s:06d}.tar"]
+    def shard_paths(self, s: int) -> dict[str, Path]:
+        return {"tar": self.out_dir / f"shard-{s:06d}.tar"}
 
     def _encode(self, batch: Batch, images: np.ndarray):
         latents = self._latents(batch)

@@ -88,6 +88,7 @@ class Writer:
 
     format = ""
     unit = 1  # indices per file (the granularity of resume and of --shard splits)
+    _NAME: re.Pattern  # the names of its files; group "unit" is the file unit's number
 
     def __init__(self, out_dir: Path, image_shape: tuple[int, int, int], z_dim: int, save_latents: bool,
                  job: tuple[int, int], rule: LabelRule | None = None, seed: int = 0, layout: str = "flat",
@@ -120,7 +121,8 @@ class Writer:
     @classmethod
     def owns(cls, name: str) -> int | None:
         """The first index of the file unit `name` belongs to, or None if it is not ours."""
-        raise NotImplementedError
+        m = cls._NAME.match(name)
+        return int(m["unit"]) * cls.unit if m else None
 
     def write_batch(self, batch: Batch, images: np.ndarray) -> int:
         """Write (or stage) one batch's images (uint8 (n, H, W, C)); returns bytes written to disk."""
@@ -159,12 +161,7 @@ class Writer:
 class PngWriter(Writer):
     format = "png"
     unit = 1
-    _NAME = re.compile(r"^(\d{9,})\.(png|npy)$")
-
-    @classmethod
-    def owns(cls, name: str) -> int | None:
-        m = cls._NAME.match(name)
-        return int(m.group(1)) if m else None
+    _NAME = re.compile(r"^(?P<unit>\d{9,})\.(png|npy)$")
 
     def folders(self) -> list[Path]:
         if self.layout == "by-class":

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny configs, the CLI as a subprocess, and GPU skips with a reason."""
+"""Shared fixtures: tiny configs, the CLI as a subprocess, and GPU skips with a reason (the embedding
+examples' fixtures are in examples_support.py, loaded from here as a plugin)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # for latent_reference and other test helpers
+pytest_plugins = ["examples_support"]  # session fixtures of test_examples*.py, made once for both files
 
 
 def _gpu_skip_reason() -> str | None:

@@ -12,9 +12,11 @@ import torch
 
 from dcgan_rt.errors import UsageError
 from dcgan_rt.train.augment import ADA_INTERVAL, AugmentPipe
+from dcgan_rt.train.batches import make_batches
 from dcgan_rt.train.data import TrainData, mnist_5k_arrays, render_grayscale
-from dcgan_rt.train.loop import Trainer, amp_dtype_for, make_batches, sync_bn_keeps_d_local
+from dcgan_rt.train.loop import Trainer
 from dcgan_rt.train.options import TrainOptions
+from dcgan_rt.train.placement import amp_dtype_for, sync_bn_keeps_d_local
 
 TINY = dict(img_resolution=16, g_width=8, d_width=8, z_dim=16, code_dim=4, batch_size=16, device="cpu", ema_kimg=0)
 CPU = torch.device("cpu")

@@ -32,3 +32,12 @@ def test_the_soft_edge_of_a_stroke_is_not_speckle():
     assert speckle_score(img).speckle == 0.0
     img[..., 5, 25] = -0.5  # ten pixels away
     assert speckle_score(img).speckled_images == 1.0
+
+
+def test_border_says_which_share_of_the_specks_sits_at_the_image_edge():
+    img = torch.full((2, 1, 32, 32), -1.0)
+    img[..., 10:20, 15] = 1.0  # a stroke in each image
+    img[0, :, 16, 0] = -0.5  # a speck in the leftmost column
+    img[1, :, 5, 25] = -0.5  # and one well inside
+    assert speckle_score(img).border == 0.5
+    assert speckle_score(img[:1]).border == 1.0 and speckle_score(img[1:]).border == 0.0

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from dcgan_rt.errors import ArtifactError, UsageError
+from dcgan_rt.train.batches import make_batches
 from dcgan_rt.train.data import TrainData, mnist_5k_arrays, render_grayscale
-from dcgan_rt.train.loop import Trainer, make_batches
+from dcgan_rt.train.loop import Trainer
 from dcgan_rt.train.networks import code_index
 from dcgan_rt.train.options import TrainOptions
 

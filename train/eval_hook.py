@@ -33,10 +33,11 @@ import torch
 from dcgan_rt.atomic import atomic_path, write_bytes
 from dcgan_rt.errors import UsageError
 from dcgan_rt.images import to_uint8
+from dcgan_rt.train.callbacks import Callback, TrainState
 from dcgan_rt.train.conditional import index_labels
 from dcgan_rt.train.data import load_dataset
 from dcgan_rt.train.evaluation import DIGIT_DATASETS, Evaluator, generator_batches, parse_metrics, real_subset
-from dcgan_rt.train.loop import METRICS_FILE, Callback, TrainState
+from dcgan_rt.train.loop import METRICS_FILE
 
 BEST_DIR = "best"
 PLOT_FILE = "eval.png"

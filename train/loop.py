@@ -1,16 +1,19 @@
-"""The DCGAN training loop: run directory, steps, samples, checkpoints, resume.
+"""The DCGAN training loop: options and data checked, run directory, steps, logging, stops.
 
 Training tier (torch). `train_run(opts)` validates everything (options, data,
 output folder) before it makes a run directory, writes train_config.json before
-step 0, and then per epoch: a sample grid of fixed latents, checkpoint.pt and the
-release artifact (generator.safetensors + generator.json, the EMA generator). At the
-end it draws the progression strip and GIF, real vs generated, and the loss curves.
+step 0, and then trains; at each snapshot (--snapshot-kimg, and always at the end) the
+Trainer's `Snapshots` half (dcgan_rt.train.snapshots) writes a sample grid of fixed
+latents, checkpoint.pt and the release artifact (generator.safetensors + generator.json,
+the EMA generator). At the end it draws the progression strip and GIF, real vs
+generated, and the loss curves.
 
 Progress and extra per-step / per-epoch work (an evaluation, a dashboard) plug in as
-`Callback`s. Data order is a pure function of (seed, epoch) and every RNG state is
-checkpointed, so on the CPU N epochs in one go and N/2 + `--resume` + N/2 give the
-same weights. SIGINT stops at the next step boundary with a checkpoint; a non-finite
-loss stops before the bad weights reach a checkpoint.
+`Callback`s (dcgan_rt.train.callbacks). Data order is a pure function of (seed, epoch)
+(dcgan_rt.train.batches) and every RNG state is checkpointed, so on the CPU N epochs in
+one go and N/2 + `--resume` + N/2 give the same weights. SIGINT stops at the next step
+boundary with a checkpoint; a non-finite loss stops before the bad weights reach a
+checkpoint.
 
 Under torchrun every rank runs `train_run` (docs/distributed.md): G and D are wrapped
 in DistributedDataParallel, each rank trains on its share of every global batch
@@ -25,42 +28,33 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import torch
-from torch import nn
 
 from dcgan_rt.errors import DcganRtError, NumericalError, UsageError
-from dcgan_rt.latents import latent_range
-from dcgan_rt.model_card import ModelCard
-from dcgan_rt.pixels import to_uint8_tensor
 from dcgan_rt.train import plots
-from dcgan_rt.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dcgan_rt.train.data import TrainData, epoch_batches, load_dataset, steps_per_epoch, to_float
-from dcgan_rt.train.distributed import (
-    SINGLE, RankBatchSampler, World, any_rank, convert_sync_batchnorm, distributed_session, mean_over_ranks,
-    rank_batch_size, run_on_main, wrap_ddp, write_rank_digests,
-)
 from dcgan_rt.train.augment import ADA_INTERVAL, AugmentPipe
-from dcgan_rt.train.conditional import LabelSpec, calibration_labels, grid_labels, resolve_labels
+from dcgan_rt.train.batches import make_labelled_batches
+from dcgan_rt.train.callbacks import Callback, TrainState
+from dcgan_rt.train.conditional import LabelSpec, resolve_labels
+from dcgan_rt.train.data import TrainData, load_dataset, steps_per_epoch
 from dcgan_rt.train.defaults import resolve_for_data
-from dcgan_rt.train.ema import GeneratorEMA, recalibrate_batchnorm
-from dcgan_rt.train.faces import default_crop
+from dcgan_rt.train.distributed import (
+    SINGLE, RankBatchSampler, World, any_rank, distributed_session, mean_over_ranks, rank_batch_size, run_on_main,
+    wrap_ddp, write_rank_digests,
+)
+from dcgan_rt.train.ema import GeneratorEMA
 from dcgan_rt.train.loss import DCGANLoss
-from dcgan_rt.train.networks import Generator, build_discriminator, build_generator, code_index
+from dcgan_rt.train.networks import build_discriminator, build_generator, code_index
 from dcgan_rt.train.options import TrainOptions
-from dcgan_rt.train.release import save_generator
+from dcgan_rt.train.placement import autocast_dtype, resolve_device, sync_bn_keeps_d_local, wrap_models
 from dcgan_rt.train.run_config import write_run_config
 from dcgan_rt.train.rundir import create_run_dir, run_desc, update_latest
+from dcgan_rt.train.snapshots import SAMPLES_DIR, Snapshots, fixed_samples, read_resume
 
 METRICS_FILE = "metrics.jsonl"
-SAMPLES_DIR = "samples"
-
-
-CALIBRATION_IMAGES = 512  # recalibrate_batchnorm's default 4 batches of 128
 
 
 def with_label_counts(opts: TrainOptions, spec: LabelSpec | None) -> TrainOptions:
@@ -83,120 +77,6 @@ class TrainingInterrupted(DcganRtError):
         super().__init__(f"interrupted at step {step}; checkpoint saved in {run_dir}: "
                          f"continue with dcgan-rt train --resume {run_dir}")
         self.run_dir, self.step = run_dir, step
-
-
-@dataclass
-class TrainState:
-    """What callbacks see. Counters are totals over the whole run, resumes included."""
-
-    run_dir: Path
-    opts: TrainOptions
-    steps_per_epoch: int
-    total_steps: int
-    step: int = 0
-    epoch: int = 0  # completed epochs
-    batch_in_epoch: int = 0  # steps done in the current epoch
-    cur_nimg: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)  # latest logged averages
-    images_per_s: float = 0.0
-    generator: Generator | None = None  # the module used for samples and export (EMA when on)
-    label_spec: LabelSpec | None = None  # what a conditional generator takes beside z
-
-    @property
-    def total_epochs(self) -> int:
-        return math.ceil(self.total_steps / self.steps_per_epoch)
-
-
-class Callback:
-    """Hooks into the loop; override what you need (dcgan-rt evaluate adds --eval-every here)."""
-
-    def on_start(self, state: TrainState) -> None: ...
-
-    def on_log(self, state: TrainState) -> None: ...
-
-    def on_epoch_end(self, state: TrainState) -> None: ...
-
-    def wants_snapshot(self, state: TrainState) -> bool:
-        """True to have this epoch end save a sample grid, checkpoint and generator (and set
-        state.generator) even if --snapshot-kimg would skip it."""
-        return False
-
-    def on_end(self, state: TrainState) -> None: ...
-
-    def message(self, text: str) -> None:
-        """Warnings and notices from the loop."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda but no CUDA GPU is visible to PyTorch: use --device cpu (or auto)")
-    return torch.device(name)
-
-
-def autocast_dtype(device: torch.device, opts: TrainOptions) -> torch.dtype | None:
-    """bf16 where the GPU computes it natively (no loss scaling needed), else fp16 with a
-    GradScaler; None on the CPU or with --no-amp."""
-    if device.type != "cuda" or not opts.amp:
-        return None
-    return amp_dtype_for(torch.cuda.get_device_capability(device))
-
-
-def amp_dtype_for(capability: tuple[int, int]) -> torch.dtype:
-    """Native bf16 arrived with compute capability 8 (Ampere). torch.cuda.is_bf16_supported()
-    also counts emulation, which would put a T4 or V100 on slow emulated bf16."""
-    return torch.bfloat16 if capability[0] >= 8 else torch.float16
-
-
-def wrap_models(g: nn.Module, d: nn.Module, device: torch.device, opts: TrainOptions,
-                world: World = SINGLE) -> tuple[nn.Module, nn.Module]:
-    """Place the models for training (channels_last: NHWC is what cuDNN and oneDNN's
-    fastest convolutions use, measured 15-20 % faster on the CPU here too;
-    SyncBatchNorm with --sync-bn under torchrun). The DDP wrappers go on top (Trainer)."""
-    g, d = g.to(device), d.to(device)
-    if opts.channels_last:
-        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-    if opts.sync_bn:
-        g = convert_sync_batchnorm(g, world)
-        if not sync_bn_keeps_d_local(opts):
-            d = convert_sync_batchnorm(d, world)
-    return g, d
-
-
-def sync_bn_keeps_d_local(opts: TrainOptions) -> bool:
-    """R1 differentiates D's gradient, and SyncBatchNorm's backward cannot be differentiated
-    again (pytorch issue 61222): with R1 on, --sync-bn synchronises G's BatchNorm only."""
-    return opts.sync_bn and opts.r1_gamma > 0
-
-
-def make_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int,
-                 start: int, sampler: RankBatchSampler | None = None) -> Iterator[torch.Tensor]:
-    """Float batches in [-1, 1] for `epoch`, from batch `start` on, in the (seed, epoch) order
-    (under torchrun, this rank's share of each batch, from `sampler`)."""
-    for batch, _ in make_labelled_batches(data, device, opts, epoch, start, sampler):
-        yield batch
-
-
-def make_labelled_batches(data: TrainData, device: torch.device, opts: TrainOptions, epoch: int, start: int,
-                          sampler: RankBatchSampler | None = None, labels: torch.Tensor | None = None,
-                          ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """make_batches' batches with their labels: `labels` holds one per image of data.images
-    (a conditional run), else every batch's labels are None."""
-    images = data.images
-    if device.type == "cuda" and images.numel() <= 2 * 1024**3:
-        images = data.images_on(device)  # the uint8 set kept on the GPU: a batch is one gather
-    if sampler is not None:
-        sampler.set_epoch(epoch)
-        index_batches = sampler.batches(start)
-    else:
-        index_batches = epoch_batches(data.num_images, opts.batch_size, opts.seed, epoch, start)
-    for idx in index_batches:
-        batch = images[idx.to(images.device)].to(device, non_blocking=True)
-        batch = to_float(batch)
-        if opts.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        yield batch, (labels[idx].to(device, non_blocking=True) if labels is not None else None)
 
 
 class _Averages:
@@ -241,7 +121,7 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class Trainer:
+class Trainer(Snapshots):
     """One run: models, optimizers, EMA, counters, and the files in its run directory."""
 
     def __init__(self, opts: TrainOptions, data: TrainData, run_dir: Path, device: torch.device,
@@ -282,13 +162,7 @@ class Trainer:
         spe = steps_per_epoch(data.num_images, opts.batch_size)
         self.state = TrainState(run_dir, opts, spe, opts.total_steps(spe), label_spec=self.label_spec)
         self._snapshot_nimg = 0  # images seen at the last sample grid + checkpoint
-        if self.label_spec is None:
-            self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, opts.grid_size, cfg.z_dim))
-            self.sample_labels, self.grid_cols = None, int(math.sqrt(opts.grid_size)) or None
-        else:  # one row per class (or common attribute vector), the same latents in every row
-            self.grid_cols = int(math.sqrt(opts.grid_size)) or 1
-            self.sample_labels, rows = grid_labels(self.label_spec, self.grid_cols)
-            self.sample_z = torch.from_numpy(latent_range(opts.seed, 0, self.grid_cols, cfg.z_dim)).repeat(rows, 1)
+        self.sample_z, self.sample_labels, self.grid_cols = fixed_samples(opts, self.label_spec)
 
     # -- one optimisation step ----------------------------------------------------------
 
@@ -351,86 +225,6 @@ class Trainer:
         with torch.no_grad():
             return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(d_real.detach()).mean(),
                                 torch.sigmoid(d_fake.detach()).mean(), loss_code.detach(), p.float()])
-
-    # -- what gets sampled and exported ---------------------------------------------------
-
-    def release_generator(self) -> Generator:
-        """The EMA generator with BatchNorm statistics measured for its own weights (or the
-        raw generator, eval mode, when the EMA is off)."""
-        if self.ema is None:
-            return self.g
-        labels = (calibration_labels(self.label_spec, CALIBRATION_IMAGES, self.opts.seed)
-                  if self.label_spec is not None else None)
-        recalibrate_batchnorm(self.ema.module, self.opts.z_dim, self.device, seed=self.opts.seed, labels=labels)
-        return self.ema.module
-
-    @torch.no_grad()
-    def sample_fixed(self, generator: Generator) -> np.ndarray:
-        was_training = generator.training
-        generator.eval()
-        try:
-            z = self.sample_z.to(self.device)
-            images = (generator(z) if self.sample_labels is None
-                      else generator(z, self.sample_labels.to(self.device))).float()
-        finally:
-            generator.train(was_training)
-        return to_uint8_tensor(images).cpu().numpy()
-
-    def save_epoch_outputs(self, epoch_number: int) -> None:
-        """Sample grid for `epoch_number`, then checkpoint and release artifact."""
-        generator = self.release_generator()
-        self.state.generator = generator
-        plots.save_grid(self.sample_fixed(generator), self.run_dir / SAMPLES_DIR / f"epoch_{epoch_number:04d}.png",
-                        cols=self.grid_cols)
-        self.save_checkpoint()
-        self.save_release(generator)
-
-    def save_checkpoint(self) -> None:
-        s = self.state
-        save_checkpoint(self.run_dir, {
-            "G": self.g.state_dict(), "D": self.d.state_dict(),
-            "G_ema": self.ema.state_dict() if self.ema is not None else {},
-            "opt_G": self.opt_g.state_dict(), "opt_D": self.opt_d.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "augment": self.augment.state_dict() if self.augment is not None else {},
-            "step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch, "cur_nimg": s.cur_nimg,
-            "rng": rng_state(self.noise),
-            "model_config": self.opts.model_config.to_dict(),
-        })
-
-    def save_release(self, generator: Generator) -> None:
-        card = ModelCard(
-            self.opts.model_config, training_step=self.state.step, dataset=self.data.name,
-            dataset_digest=self.data.digest,
-            weights="ema" if self.ema is not None else "raw",
-            extra={"run": self.run_dir.name, "seed": self.opts.seed, "epoch": self.state.epoch,
-                   "crop": self.opts.crop if self.opts.crop is not None else default_crop(self.opts.data),
-                   "images_seen": self.state.cur_nimg},
-            labels=self.label_spec.card_labels() if self.label_spec is not None else None,
-        )
-        was_training = generator.training
-        save_generator(generator.eval(), card, self.run_dir)
-        generator.train(was_training)
-
-    def load(self, ckpt: dict[str, Any]) -> None:
-        self.g.load_state_dict(ckpt["G"])
-        self.d.load_state_dict(ckpt["D"])
-        if self.ema is not None:
-            self.ema.load_state_dict(ckpt["G_ema"])
-        self.opt_g.load_state_dict(ckpt["opt_G"])
-        self.opt_d.load_state_dict(ckpt["opt_D"])
-        for opt, lr in ((self.opt_g, self.opts.lr_g), (self.opt_d, self.opts.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr  # the state dict brings the old rate; a resume may lower it
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        if self.augment is not None and ckpt.get("augment"):
-            self.augment.load_state_dict(ckpt["augment"])
-        set_rng_state(ckpt["rng"], self.noise)
-        s = self.state
-        s.step, s.epoch, s.batch_in_epoch, s.cur_nimg = (
-            int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["cur_nimg"]))
-        self._snapshot_nimg = s.cur_nimg
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -555,12 +349,6 @@ def train_run(opts: TrainOptions, resume: str | Path | None = None, callbacks: S
         return _train_run(opts, resume, callbacks, on_run_dir, device, world)
 
 
-def _read_resume(run_dir: Path) -> dict[str, Any]:
-    if not run_dir.is_dir():
-        raise DcganRtError(f"--resume {run_dir}: run directory not found (pass one that dcgan-rt train made, "
-                           "e.g. runs/latest)")
-    return load_checkpoint(run_dir)
-
 
 def _train_run(opts: TrainOptions, resume: str | Path | None, callbacks: Sequence[Callback],
                on_run_dir: Callable[[Path], None] | None, device: torch.device, world: World) -> TrainState:
@@ -573,7 +361,7 @@ def _train_run(opts: TrainOptions, resume: str | Path | None, callbacks: Sequenc
     ckpt = None
     if resume is not None:
         run_dir = Path(resume)
-        ckpt = run_on_main(world, lambda: _read_resume(run_dir))
+        ckpt = run_on_main(world, lambda: read_resume(run_dir))
     data = load_dataset(opts.data, opts.img_resolution, opts.img_channels, opts.data_root, warn=warn, crop=opts.crop)
     if ckpt is None:
         opts = resolve_for_data(opts, data.num_images)  # length and augmentation: recorded as resolved

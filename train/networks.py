@@ -1,7 +1,8 @@
 """The DCGAN generator and discriminator (Radford et al., 2015), built from one ModelConfig.
 
 Training tier (torch). Generator: a 4x4 projection by transposed convolution, then
-stride-2 transposed convolutions + BatchNorm + ReLU doubling the resolution, tanh out.
+stride-2 transposed convolutions + BatchNorm + ReLU doubling the resolution, tanh out
+(the last transposed convolution with a bias where ModelConfig.g_out_bias says so).
 Discriminator: stride-2 convolutions + BatchNorm + LeakyReLU(0.2) (no BatchNorm on
 the first layer), a 4x4 convolution to one logit per image.
 
@@ -94,7 +95,7 @@ class Generator(nn.Module):
             ]  # (N, c_out, 2r, 2r)
             c, resolution = c_out, resolution * 2
         layers += [
-            nn.ConvTranspose2d(c, cfg.img_channels, 4, 2, 1, bias=False),
+            nn.ConvTranspose2d(c, cfg.img_channels, 4, 2, 1, bias=cfg.g_out_bias),
             nn.Tanh(),
         ]  # (N, img_channels, img_resolution, img_resolution)
         self.main = nn.Sequential(*layers)
@@ -173,6 +174,8 @@ def init_dcgan_weights(module: nn.Module) -> None:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) or (
                 isinstance(m, (nn.Embedding, nn.Linear)) and isinstance(module, Discriminator)):
             nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:  # G's output bias (ModelConfig.g_out_bias) starts at 0
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

@@ -42,8 +42,10 @@ DEFAULT_CODE_DIM = 40
 # gamma 0.3 vs 111 with 1, and 287 with 3; on 2 CPU cores, 200k images: 57 with 0.1 vs 72
 # with 0.3).
 RESOLUTION_DEFAULTS = {
-    "small": {"g_width": 48, "d_width": 32, "r1_gamma": 1.0, "ema_kimg": 60.0, "ema_rampup": 0.3, "lr_rampdown": 0.3},
-    "large": {"g_width": 64, "d_width": 32, "r1_gamma": 0.1, "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0},
+    "small": {"g_width": 48, "d_width": 32, "r1_gamma": 1.0, "ema_kimg": 60.0, "ema_rampup": 0.3, "lr_rampdown": 0.3,
+              "g_out_bias": True},
+    "large": {"g_width": 64, "d_width": 32, "r1_gamma": 0.1, "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0,
+              "g_out_bias": False},
 }
 
 
@@ -69,6 +71,7 @@ class TrainOptions:
     z_dim: int = 100
     g_width: int | None = None  # None: by resolution (WIDTHS), filled in at construction
     d_width: int | None = None
+    g_out_bias: bool | None = None  # None: by resolution; a bias on G's output layer (ModelConfig.g_out_bias)
     lr_g: float = 1e-3
     lr_d: float = 1e-3
     lr_rampdown: float | None = None  # None: by resolution; the last this fraction of the run: both learning rates fall linearly to 0
@@ -166,7 +169,7 @@ class TrainOptions:
     def model_config(self) -> ModelConfig:
         return ModelConfig(z_dim=self.z_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
                            g_width=self.g_width, d_width=self.d_width, code_dim=self.code_dim,
-                           num_classes=self.num_classes, num_attrs=self.num_attrs)
+                           num_classes=self.num_classes, num_attrs=self.num_attrs, g_out_bias=self.g_out_bias)
 
     @property
     def attr_list(self) -> list[str]:
@@ -202,7 +205,8 @@ class TrainOptions:
             raise ArtifactError(f"training options have unknown keys {unknown}; expected only {sorted(cls.names())} "
                                 "(resume the run with the dcgan-rt version that made it)")
         # A run recorded before an option existed trained without it: resume it that way.
-        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0, "lr_rampdown": 0.0}
+        recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0, "lr_rampdown": 0.0,
+                           "g_out_bias": False}
         return cls(**{**recorded_before, **data})
 
     def replace(self, **changes: Any) -> "TrainOptions":

@@ -27,7 +27,8 @@ from dcgan_rt.backends.ort_options import (
     cpu_session_options, provider_list,
 )
 from dcgan_rt.environment import usable_cores
-from dcgan_rt.errors import ArtifactError, DcganRtError, MissingDependencyError, UsageError
+from dcgan_rt.errors import ArtifactError, DcganRtError, UsageError
+from dcgan_rt.extras import import_optional
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import card_from_metadata, output_kind
 from dcgan_rt.safe_load import check_onnx_file
@@ -36,11 +37,7 @@ PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
 
 
 def import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "the onnxruntime backend", extra="cpu") from None
-    return onnxruntime
+    return import_optional("onnxruntime", "the onnxruntime backend", extra="cpu")
 
 
 class OnnxRuntimeBackend(Backend):

@@ -43,17 +43,14 @@ from dcgan_rt.batch import Batch
 from dcgan_rt.cache import CacheDirError, cache_dir
 from dcgan_rt.digest import sha256_file
 from dcgan_rt.environment import usable_cores
-from dcgan_rt.errors import ArtifactError, MissingDependencyError
+from dcgan_rt.errors import ArtifactError
+from dcgan_rt.extras import import_optional
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
 
 
 def import_openvino():
-    try:
-        import openvino
-    except ImportError:
-        raise MissingDependencyError("openvino", "the openvino backend", extra="openvino") from None
-    return openvino
+    return import_optional("openvino", "the openvino backend", extra="openvino")
 
 
 def compile_cache(path: Path) -> Path | None:

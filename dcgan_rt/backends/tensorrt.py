@@ -30,7 +30,8 @@ import numpy as np
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
 from dcgan_rt.backends.inflight import IN_FLIGHT, pipelined
 from dcgan_rt.batch import Batch
-from dcgan_rt.errors import DcganRtError, MissingDependencyError
+from dcgan_rt.errors import DcganRtError
+from dcgan_rt.extras import import_optional
 from dcgan_rt.images import to_uint8
 
 
@@ -74,10 +75,7 @@ class TensorRTBackend(Backend):
         from dcgan_rt.engine_sidecar import load_engine, read_sidecar
 
         read_sidecar(path)  # a missing or foreign sidecar is the first thing to report
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise MissingDependencyError("tensorrt", "running a TensorRT engine", extra="gpu") from None
+        trt = import_optional("tensorrt", "running a TensorRT engine", extra="gpu")
         from dcgan_rt.backends import cuda_memory
 
         cuda_memory.cudart()  # cuda-python missing: say so before the engine is read

@@ -16,17 +16,13 @@ import numpy as np
 
 from dcgan_rt.backends import FLOAT_NCHW, UINT8_NHWC, Backend
 from dcgan_rt.batch import Batch
-from dcgan_rt.errors import MissingDependencyError, NumericalError, UsageError
+from dcgan_rt.errors import NumericalError, UsageError
+from dcgan_rt.extras import import_optional
 from dcgan_rt.pixels import to_uint8_tensor
 
 
 def import_torch():
-    try:
-        import torch
-    except ImportError:
-        raise MissingDependencyError("torch", "the torch backend (and reading generator.safetensors)",
-                                     extra="train") from None
-    return torch
+    return import_optional("torch", "the torch backend (and reading generator.safetensors)", extra="train")
 
 
 def check_release_files(model: str | Path) -> None:
