@@ -3,10 +3,13 @@ examples' fixtures are in examples_support.py, loaded from here as a plugin)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,13 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # for latent_reference and other test helpers
 pytest_plugins = ["examples_support"]  # session fixtures of test_examples*.py, made once for both files
+
+# Caches the tests fill (compiled OpenVINO models, decoded folders, FID statistics, the digit
+# classifier) go to a folder of this run's, never the user's ~/.cache/dcgan-rt; every CLI
+# subprocess inherits it. A DCGAN_RT_CACHE set by the caller is kept.
+if "DCGAN_RT_CACHE" not in os.environ:
+    os.environ["DCGAN_RT_CACHE"] = tempfile.mkdtemp(prefix="dcgan-rt-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DCGAN_RT_CACHE"], ignore_errors=True)
 
 
 def _gpu_skip_reason() -> str | None:
