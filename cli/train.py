@@ -39,7 +39,7 @@ def train(
     img_channels: Annotated[Optional[int], _opt("--img-channels", help="1 (grayscale) or 3 (RGB).", default=f"{D.img_channels}; celeba: 3")] = None,
     batch_size: Annotated[Optional[int], _opt("--batch-size", help="Images per step.", default=D.batch_size)] = None,
     z_dim: Annotated[Optional[int], _opt("--z-dim", help="Latent size.", default=D.z_dim)] = None,
-    g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=f"{D.g_width}; 64 at 64 px and up")] = None,
+    g_width: Annotated[Optional[int], _opt("--g-width", help="Generator channels at full resolution (ngf).", default=D.g_width)] = None,
     d_width: Annotated[Optional[int], _opt("--d-width", help="Discriminator channels at full resolution (ndf).", default=D.d_width)] = None,
     g_out_bias: Annotated[Optional[bool], _opt("--g-out-bias/--no-g-out-bias", help="A learned bias on the generator's output layer (pytorch/examples' DCGAN has none); it keeps image borders as dark as the data's.", default="on below 64 px, off at 64 px and up")] = None,
     lr_g: Annotated[Optional[float], _opt("--lr-g", help="Generator Adam learning rate.", default=D.lr_g)] = None,
