@@ -180,10 +180,12 @@ def test_default_length_and_augmentation_follow_the_data_size():
 
 
 def test_the_digit_recipe_against_speckle_leaves_the_face_recipe_alone():
-    """Below 64 px a wider D, a longer EMA and a learning-rate ramp-down (measured against
-    speckle, docs/training.md "Time to quality"); at 64 px and up the faces' recipe as it was."""
+    """Below 64 px a wider D, a longer EMA, a learning-rate ramp-down and G's output bias
+    (measured against speckle, docs/training.md "Time to quality" and "The generator's
+    output bias"); at 64 px and up the faces' recipe as it was."""
     digits, faces = TrainOptions(), TrainOptions(img_resolution=64)
-    assert (digits.g_width, digits.d_width, digits.r1_gamma) == (48, 32, 1.0)
+    assert (digits.g_width, digits.d_width, digits.r1_gamma, digits.g_out_bias) == (64, 32, 1.0, True)
+    assert faces.g_out_bias is False
     assert (digits.ema_kimg, digits.ema_rampup, digits.lr_rampdown) == (60.0, 0.3, 0.3)
     assert (faces.g_width, faces.d_width, faces.r1_gamma) == (64, 32, 0.1)
     assert (faces.ema_kimg, faces.ema_rampup, faces.lr_rampdown) == (20.0, 0.05, 0.0)
