@@ -21,9 +21,6 @@ def valid_code_dim(code_dim: object, z_dim: int) -> bool:
     return isinstance(code_dim, int) and not isinstance(code_dim, bool) and (code_dim == 0 or 2 <= code_dim < z_dim)
 
 
-BOOL_KEYS = ("g_out_bias",)
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a DCGAN pair (Radford et al., 2015).
@@ -109,12 +106,12 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ArtifactError(f"model config has unknown keys {unknown}; expected only {sorted(known)}")
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         for key, value in data.items():
-            if key in BOOL_KEYS:
-                if not isinstance(value, bool):
-                    raise ArtifactError(f"model config key {key!r} must be true or false, got {value!r}")
-            elif not isinstance(value, int) or isinstance(value, bool):
-                raise ArtifactError(f"model config key {key!r} must be an integer, got {value!r}")
+            flag = isinstance(defaults[key], bool)  # each key has its default's type: bool or int
+            if not isinstance(value, int) or isinstance(value, bool) != flag:
+                raise ArtifactError(f"model config key {key!r} must be {'true or false' if flag else 'an integer'}, "
+                                    f"got {value!r}")
         try:
             return cls(**data)
         except UsageError as exc:

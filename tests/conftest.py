@@ -140,26 +140,26 @@ def tiny_onnx(tiny_model_dir, tmp_path_factory) -> Path:
 def job_pngs(model: Path, seed: int, images, first_index: int = 0) -> list[bytes]:
     """The exact PNG bytes `generate MODEL --seed SEED` writes for `images` (indices from
     first_index on): pixels plus the job's provenance chunks (dcgan_rt.provenance)."""
-    from dcgan_rt.backends import source_sha256
-    from dcgan_rt.digest import sha256_file
     from dcgan_rt.images import encode_pngs
-    from dcgan_rt.model_path import resolve_model
-    from dcgan_rt.provenance import PngText, Provenance
 
-    resolved = resolve_model(model)
-    text = PngText(Provenance(model_sha256=source_sha256(resolved) or sha256_file(resolved.path), seed=seed))
+    text = _job_text(model, seed)
     indices = range(first_index, first_index + len(images))
     return encode_pngs(images, text=text.for_batch(indices), common_text=text.constant)
 
 
 def job_preview(model: Path, seed: int, images) -> bytes:
     """The exact preview.png of a finished job whose first images are `images`."""
+    from dcgan_rt.images import encode_png, make_grid
+
+    return encode_png(make_grid(images[:64], 8), text=_job_text(model, seed).constant)
+
+
+def _job_text(model: Path, seed: int):
+    """The PNG text chunks of a `generate MODEL --seed SEED` job (dcgan_rt.provenance)."""
     from dcgan_rt.backends import source_sha256
     from dcgan_rt.digest import sha256_file
-    from dcgan_rt.images import encode_png, make_grid
     from dcgan_rt.model_path import resolve_model
     from dcgan_rt.provenance import PngText, Provenance
 
     resolved = resolve_model(model)
-    text = PngText(Provenance(model_sha256=source_sha256(resolved) or sha256_file(resolved.path), seed=seed))
-    return encode_png(make_grid(images[:64], 8), text=text.constant)
+    return PngText(Provenance(model_sha256=source_sha256(resolved) or sha256_file(resolved.path), seed=seed))
