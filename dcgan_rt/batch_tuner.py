@@ -88,6 +88,4 @@ def tune_batch_size(backend, stream: IndexStream, make_batch: Callable[[np.ndarr
             worse += 1
             if worse == 2:
                 break
-    if best is None:  # too few images to measure anything: one batch
-        best = max(1, min(stream.left, cap))
     return best, rates

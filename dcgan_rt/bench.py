@@ -136,7 +136,7 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "dcgan_rt": __version__,
-        "libraries": {name: v for name in LIBRARIES if (v := _version(name))},
+        "libraries": {name: v for name in LIBRARIES if (v := distribution(name))},
     }
 
 
@@ -370,11 +370,8 @@ def _describe(artifact: ModelPath) -> dict:
 
 def _builder(name: str, path: Path, threads: int | None) -> Callable[[], object]:
     # torch returns floats here, as every other backend's float model does
-    return lambda: BACKENDS[name].build(path, BuildOptions(threads=threads, uint8=False))
-
-
-def _version(dist: str) -> str | None:
-    return distribution(dist)
+    # providers "cpu": the plain onnxruntime row is the CPU one; its GPU providers have rows of their own
+    return lambda: BACKENDS[name].build(path, BuildOptions(threads=threads, uint8=False, providers="cpu"))
 
 
 def _cuda() -> bool:

@@ -33,6 +33,7 @@ from dcgan_rt import __version__
 from dcgan_rt.atomic import write_json
 from dcgan_rt.config import ModelConfig
 from dcgan_rt.errors import ArtifactError
+from dcgan_rt.variant_table import PRECISIONS
 
 FORMAT = "dcgan-rt/generator"
 SCHEMA_VERSION = 2
@@ -41,7 +42,7 @@ METADATA_KEY = "dcgan_rt.model_card"
 Z_INPUT = "z"
 LABEL_INPUT = "label"
 LABEL_KINDS = ("class", "attributes")
-CARD_PRECISIONS = ("fp32", "fp16", "int8")
+CARD_PRECISIONS = PRECISIONS  # the variants table's, so a new precision is known to cards at once
 
 
 def default_inputs(config: ModelConfig) -> list[dict[str, Any]]:

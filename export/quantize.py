@@ -73,8 +73,6 @@ class _LatentReader:
         z = latent_range(calibration.seed, 0, calibration.count, z_dim)
         labels = None
         if card is not None and card.labels is not None:
-            import numpy as np
-
             from dcgan_rt.labels import LabelRequest, make_rule
             from dcgan_rt.model_card import LABEL_INPUT
 
@@ -150,6 +148,3 @@ def _ort_version() -> str:
     except ImportError:
         return "?"
 
-
-def calibration_latents(z_dim: int, calibration: Calibration) -> np.ndarray:
-    return latent_range(calibration.seed, 0, calibration.count, z_dim)

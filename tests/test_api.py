@@ -4,6 +4,7 @@ the way the commands do."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from dcgan_rt import api
 from dcgan_rt.errors import UsageError
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+DOC = REPO / "docs" / "api.md"
 
 
 def test_docs_example_runs(tmp_path):
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
     assert len(blocks) == 1, "docs/api.md should have exactly one runnable example"
     proc = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600, env={**__import__("os").environ, "DCGAN_RT_CACHE": str(tmp_path / "cache")})
+                          timeout=600, env={**os.environ, "DCGAN_RT_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = next((tmp_path / "runs").glob("0*"))
     assert (run_dir / "generator.safetensors").is_file()

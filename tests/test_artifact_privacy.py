@@ -16,6 +16,7 @@ import onnx
 from PIL import Image
 
 from conftest import assert_clean_error, run_cli
+from export_helpers import copy_run
 from dcgan_rt.train.data import mnist_5k_arrays
 from dcgan_rt.train.decoded_cache import FolderListing, listing_digest
 from dcgan_rt.train.folders import list_images
@@ -57,8 +58,5 @@ def test_card_and_onnx_carry_the_folder_name_and_digest_never_its_path(tmp_path)
     proc = run_cli("evaluate", run / "export" / "generator.onnx", *args, env=env, timeout=300, check=True)
     result = json.loads(proc.stdout)
     assert result["num_real"] == 32 and result["data"] == "faces"
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    for name in ("generator.json", "generator.safetensors"):
-        shutil.copy(run / name, shared / name)
+    shared = copy_run(run, tmp_path / "shared")
     assert_clean_error(run_cli("evaluate", shared, *args, env=env, timeout=300), 2, "trained on 'faces'", "--data")

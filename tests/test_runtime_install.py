@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "data" / "tiny_generator.onnx"
+from conftest import REPO, TESTS
+
+FIXTURE = TESTS / "data" / "tiny_generator.onnx"
 
 
 def _run(cmd: list, **kwargs) -> subprocess.CompletedProcess:

@@ -20,7 +20,6 @@ compare numbers measured with the same N (docs/evaluate.md gives magnitudes).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from dcgan_rt.errors import UsageError
+from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.latents import latent_range
 from dcgan_rt.train import fid as fidlib
 from dcgan_rt.train import memorization as memo
@@ -246,13 +245,13 @@ def default_data(card, model: str | Path | None = None) -> str:
 
 def _recorded_folder(model: Path) -> str | None:
     """The folder a run directory recorded, for MODEL inside it (or in its export/)."""
-    from dcgan_rt.train.run_config import CONFIG_FILE
+    from dcgan_rt.train.run_config import read_train_config
 
     folder = model if model.is_dir() else model.parent
     for run in (folder, folder.parent):
         try:
-            path = json.loads((run / CONFIG_FILE).read_text())["dataset"]["path"]
-        except (OSError, ValueError, KeyError, TypeError):
+            path = read_train_config(run)["dataset"]["path"]
+        except (DcganRtError, KeyError, TypeError):
             continue
         return path if isinstance(path, str) and Path(path).is_dir() else None
     return None

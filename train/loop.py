@@ -179,11 +179,6 @@ class Trainer(Snapshots):
             return 1.0
         return min(1.0, (self.state.total_steps - step) / ramp)
 
-    def _set_lr(self, scale: float) -> None:
-        for opt, lr in ((self.opt_g, self.opts.lr_g), (self.opt_d, self.opts.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
-
     def train_step(self, real: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         """One D update and one G update (the objective is dcgan_rt.train.loss); `label`: the
         real batch's labels (conditional runs), which the generated batch is made with. Returns

@@ -42,9 +42,9 @@ DEFAULT_CODE_DIM = 40
 # gamma 0.3 vs 111 with 1, and 287 with 3; on 2 CPU cores, 200k images: 57 with 0.1 vs 72
 # with 0.3).
 RESOLUTION_DEFAULTS = {
-    "small": {"g_width": 64, "d_width": 32, "r1_gamma": 1.0, "ema_kimg": 60.0, "ema_rampup": 0.3, "lr_rampdown": 0.3,
+    "small": {"r1_gamma": 1.0, "ema_kimg": 60.0, "ema_rampup": 0.3, "lr_rampdown": 0.3,
               "g_out_bias": True},
-    "large": {"g_width": 64, "d_width": 32, "r1_gamma": 0.1, "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0,
+    "large": {"r1_gamma": 0.1, "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0,
               "g_out_bias": False},
 }
 
@@ -69,8 +69,8 @@ class TrainOptions:
     img_channels: int = 1
     batch_size: int = 32
     z_dim: int = 100
-    g_width: int | None = None  # None: by resolution (WIDTHS), filled in at construction
-    d_width: int | None = None
+    g_width: int = 64  # generator channels at full resolution (ngf): the best measured below and at 64 px (docs/training.md)
+    d_width: int = 32
     g_out_bias: bool | None = None  # None: by resolution; a bias on G's output layer (ModelConfig.g_out_bias)
     lr_g: float = 1e-3
     lr_d: float = 1e-3

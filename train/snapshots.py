@@ -115,6 +115,11 @@ class Snapshots:
         save_generator(generator.eval(), card, self.run_dir)
         generator.train(was_training)
 
+    def _set_lr(self, scale: float) -> None:
+        for opt, lr in ((self.opt_g, self.opts.lr_g), (self.opt_d, self.opts.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     def load(self, ckpt: dict[str, Any]) -> None:
         self.g.load_state_dict(ckpt["G"])
         self.d.load_state_dict(ckpt["D"])
@@ -122,9 +127,7 @@ class Snapshots:
             self.ema.load_state_dict(ckpt["G_ema"])
         self.opt_g.load_state_dict(ckpt["opt_G"])
         self.opt_d.load_state_dict(ckpt["opt_D"])
-        for opt, lr in ((self.opt_g, self.opts.lr_g), (self.opt_d, self.opts.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr  # the state dict brings the old rate; a resume may lower it
+        self._set_lr(1.0)  # the state dict brings the old rate; a resume may lower it
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         if self.augment is not None and ckpt.get("augment"):

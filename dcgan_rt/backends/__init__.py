@@ -31,6 +31,7 @@ import numpy as np
 
 from dcgan_rt.backends.registry import BACKENDS, SELECTABLE, BuildOptions
 from dcgan_rt.batch import Batch, as_batch
+from dcgan_rt.digest import file_memo
 from dcgan_rt.errors import DcganRtError, UsageError
 from dcgan_rt.images import to_uint8
 from dcgan_rt.model_card import LABEL_INPUT, ModelCard
@@ -123,6 +124,7 @@ class Backend:
         return labels
 
 
+@file_memo()  # auto reads the file's precision, the backend its card and hash: each file parsed once
 def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: int | None = None,
                    threads: int | None = None, precision: str | None = None, providers: str = "auto",
                    uint8: bool = True) -> Backend:

@@ -175,8 +175,8 @@ def backends_for(kind: str) -> list[BackendSpec]:
 
 def ort_gpu_usable() -> bool:
     """ONNX Runtime would run on a GPU here (a GPU provider and a CUDA GPU)."""
-    providers = ort_providers()
-    return any(p in providers for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")) and cuda_driver()
+    # the driver check first: it is cheap, and without a GPU onnxruntime need not be imported
+    return cuda_driver() and any(p in ort_providers() for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
 
 
 OPENVINO_FASTEST = ("fp32", "int8")  # the precisions OpenVINO runs fastest on the CPU (measured)
