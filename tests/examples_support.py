@@ -38,15 +38,27 @@ RUN_BLOCKED = (
 )
 
 
+def generate_ref(model: Path, out: Path, *extra: str) -> None:
+    """`dcgan-rt generate` of the examples' job (SEED, START, COUNT) on ONNX Runtime, the
+    examples' runtime: auto would take OpenVINO where it is installed (within a level)."""
+    run_cli("generate", model, "-n", COUNT, "--out", out, "--seed", SEED, "--start", START,
+            "--backend", "onnxruntime", *extra, check=True)
+
+
+def export_uint8(sources: dict[str, Path], outs: dict[str, Path]) -> None:
+    """`dcgan-rt export SOURCE --out OUT --uint8` for each model, two processes: both cores."""
+    with ThreadPoolExecutor(len(sources)) as pool:
+        list(pool.map(lambda name: run_cli("export", sources[name], "--out", outs[name], "--uint8", "--no-engine",
+                                           check=True), sources))
+
+
 @pytest.fixture(scope="session")
 def exported(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
     """{"gray" | "rgb": folder with generator.onnx and generator.uint8.onnx}, via the CLI."""
     root = tmp_path_factory.mktemp("embed")
     sources = {"gray": tiny_model_dir, "rgb": make_model_dir(root / "rgb_model", seed=1, img_channels=3)}
     out = {name: root / f"{name}_export" for name in sources}
-    with ThreadPoolExecutor(len(sources)) as pool:  # two processes: both cores
-        list(pool.map(lambda name: run_cli("export", sources[name], "--out", out[name], "--uint8", "--no-engine",
-                                           check=True), sources))
+    export_uint8(sources, out)
     return out
 
 
@@ -72,9 +84,7 @@ def conditional(tmp_path_factory) -> dict[str, Path]:
         "attrs": make_conditional_dir(root / "attr_model", {"kind": "attributes", "names": ATTRS, "joint": joint},
                                       num_attrs=len(ATTRS), img_channels=3),
     }
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda name: run_cli("export", sources[name], "--out", root / name, "--uint8", "--no-engine",
-                                           check=True), sources))
+    export_uint8(sources, {name: root / name for name in sources})
     return {name: root / name / VARIANTS["uint8"] for name in sources}
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TESTS, run_cli
+from conftest import TESTS
 from examples_support import (
     COUNT, EXAMPLES, GRID, MODELS, RUN_BLOCKED, SEED, START, VARIANTS, assert_same_images, canvas_tiles, check_page,
-    node, read_pngs,
+    generate_ref, node, read_pngs,
 )
 
 
@@ -37,9 +37,7 @@ def references(exported, tmp_path_factory) -> dict[tuple[str, str], Path]:
 
     def generate(key):
         model, variant = key
-        # ONNX Runtime, the examples' runtime: auto would take OpenVINO where it is installed (within a level)
-        run_cli("generate", exported[model] / VARIANTS[variant], "-n", COUNT, "--out", refs[key],
-                "--seed", SEED, "--start", START, "--backend", "onnxruntime", check=True)
+        generate_ref(exported[model] / VARIANTS[variant], refs[key])
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(generate, refs))

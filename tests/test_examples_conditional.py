@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from examples_support import (
     CLASSES, COUNT, EXAMPLES, GRID, RUN_BLOCKED, SEED, START, VARIANTS, assert_same_images, canvas_tiles, check_page,
-    node, read_pngs,
+    generate_ref, node, read_pngs,
 )
 
 # (model, --label or None for the default rule): the conditional cases every example runs.
@@ -37,8 +36,7 @@ def labelled_refs(conditional, tmp_path_factory) -> dict[tuple[str, str | None],
 
     def generate(case):
         model, label = case
-        run_cli("generate", conditional[model], "-n", COUNT, "--out", refs[case], "--seed", SEED, "--start", START,
-                *(["--label", label] if label else []), check=True)
+        generate_ref(conditional[model], refs[case], *(["--label", label] if label else []))
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(generate, refs))
@@ -148,11 +146,10 @@ def test_web_page_picker_draws_generates_labelled_pixels(web_example, chromium, 
     assert result["state"] == "done", result["status"]
     assert result["canvas"]["label"] == (label or "")
     assert result["card"]["labels"].startswith("class: zero" if model == "class" else "attributes: Smiling")
-    ref = labelled_refs[case] if case in labelled_refs else None
+    ref = labelled_refs.get(case)
     if ref is None:  # a class picked by name: generate --label one
         ref = tmp_path / "ref"
-        run_cli("generate", conditional[model], "-n", COUNT, "--out", ref, "--seed", SEED, "--start", START,
-                "--label", label, check=True)
+        generate_ref(conditional[model], ref, "--label", label)
     want = read_pngs(ref)
     channels = 1 if model == "class" else 3
     for k, tile in enumerate(canvas_tiles(result)):
