@@ -22,6 +22,12 @@ def existing_ancestor(path: Path) -> Path:
     return path
 
 
+def temp_path(path: Path) -> Path:
+    """The temp name beside `path` that a write in progress uses, unique per process and
+    thread (writer threads never share one); writers.temp_target reads these names back."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     """The one temp-file-and-rename every writer uses: yields a temp path beside `path`
@@ -29,8 +35,7 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     onnx.save); on clean exit it is fsynced (unless `fsync` is False) and renamed over
     `path`, on error it vanishes. Files are created 0666 & ~umask, as open() makes them."""
     path = Path(path)
-    # Unique per process and thread: writer threads never share a temp name.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp = temp_path(path)
     try:
         yield tmp
         if fsync:  # reopened: a library may have replaced the file it was given

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dcgan_rt.atomic import atomic_open, write_json
+from dcgan_rt.atomic import atomic_open, temp_path, write_json
 from dcgan_rt.batch import Batch
 from dcgan_rt.errors import ArtifactError
 from dcgan_rt.label_files import sample_label_entry
@@ -245,7 +245,7 @@ class _StreamedNpy:
     def __init__(self, path: Path, shape: tuple[int, ...]):
         self.path, self.count = path, shape[0]
         self.row_bytes = int(np.prod(shape[1:]))
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # atomic.py's names
+        self.tmp = temp_path(path)
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
                                                       "fortran_order": False, "shape": shape})

@@ -19,7 +19,6 @@ from conftest import assert_clean_error, run_cli
 from export_helpers import copy_run
 from dcgan_rt.train.data import mnist_5k_arrays
 from dcgan_rt.train.decoded_cache import FolderListing, listing_digest
-from dcgan_rt.train.folders import list_images
 
 TINY = ["--img-resolution", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--code-dim", "4",
         "--batch-size", "16", "--steps", "2"]
@@ -40,7 +39,7 @@ def test_card_and_onnx_carry_the_folder_name_and_digest_never_its_path(tmp_path)
     card = json.loads((run / "generator.json").read_text())
     copy = shutil.copytree(folder, tmp_path / "elsewhere" / "faces")
     assert card["dataset"] == "faces"
-    assert card["dataset_digest"] == listing_digest(FolderListing.read(copy, list_images(copy)))
+    assert card["dataset_digest"] == listing_digest(FolderListing.scan(copy))
 
     model = onnx.load(str(run / "export" / "generator.onnx"))
     metadata = {p.key: p.value for p in model.metadata_props}

@@ -47,7 +47,7 @@ from dcgan_rt.errors import DataError, UsageError
 from dcgan_rt.train.conditional import DIGIT_NAMES, folder_classes
 from dcgan_rt.train.decoded_cache import FolderListing, decode_cached, listing_digest
 from dcgan_rt.train.faces import celeba_attrs, celeba_folder, default_crop, orl_files
-from dcgan_rt.train.folders import crop_box, decode_files, list_images
+from dcgan_rt.train.folders import crop_box, decode_files
 from dcgan_rt.train.options import check_data_source
 
 GRAY_SOURCES = ("mnist-5k", "mnist", "orl")
@@ -259,8 +259,8 @@ def _torchvision_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _load_folder(folder: Path, img_resolution: int, img_channels: int, crop: int, say: Callable[[str], None],
                  name: str, gray_to_rgb: bool, attrs: bool = False) -> TrainData:
-    files = list_images(folder)
-    listing = FolderListing.read(folder, files)
+    listing = FolderListing.scan(folder)
+    files = listing.files
     decoded = decode_cached(listing, img_resolution, img_channels, crop, say)
     if decoded.skipped:
         say(f"skipped {len(decoded.skipped)} unreadable image{'s' if len(decoded.skipped) > 1 else ''} of "

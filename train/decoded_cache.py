@@ -33,7 +33,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ import torch
 from dcgan_rt.atomic import write_json
 from dcgan_rt.cache import cache_dir
 from dcgan_rt.errors import DcganRtError
-from dcgan_rt.train.folders import DecodedFiles, decode_files, decode_into
+from dcgan_rt.train.folders import DecodedFiles, decode_files, decode_into, scan_images
 
 CACHE_KIND_DIR = "decoded"
 IMAGES_FILE, META_FILE = "images.u8", "meta.json"
@@ -58,17 +58,11 @@ class FolderListing:
     mtimes_ns: list[int]
 
     @classmethod
-    def read(cls, folder: Path, files: Sequence[Path]) -> "FolderListing":
-        sizes, mtimes = [], []
-        for path in files:
-            try:
-                st = path.stat()
-                sizes.append(st.st_size)
-                mtimes.append(st.st_mtime_ns)
-            except OSError:
-                sizes.append(-1)
-                mtimes.append(-1)
-        return cls(Path(folder), list(files), sizes, mtimes)
+    def scan(cls, folder: Path) -> "FolderListing":
+        """The images under `folder` (train.folders.scan_images: its order and rules)."""
+        scanned = scan_images(folder)
+        return cls(Path(folder), [path for path, _ in scanned], [st.st_size if st else -1 for _, st in scanned],
+                   [st.st_mtime_ns if st else -1 for _, st in scanned])
 
     def relative_names(self) -> list[str]:
         return [_relative(path, self.folder) for path in self.files]
