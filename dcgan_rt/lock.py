@@ -96,10 +96,15 @@ class OutputLock:
 
 
 @contextlib.contextmanager
-def merge_lock(out_dir: str | os.PathLike):
-    """Serialises the final 'are all shards done? then merge' step between shards."""
-    fd = _flock(Path(out_dir) / MERGE_LOCK_NAME, fcntl.LOCK_EX, blocking=True)
+def exclusive_lock(path: str | os.PathLike):
+    """Holds an exclusive flock on `path` (created if missing) for the block, waiting for it."""
+    fd = _flock(Path(path), fcntl.LOCK_EX, blocking=True)
     try:
         yield
     finally:
         os.close(fd)
+
+
+def merge_lock(out_dir: str | os.PathLike):
+    """Serialises the final 'are all shards done? then merge' step between shards."""
+    return exclusive_lock(Path(out_dir) / MERGE_LOCK_NAME)

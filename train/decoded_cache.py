@@ -22,7 +22,6 @@ and sizes, the same on every machine holding the same files (the model card's
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import json
@@ -41,6 +40,7 @@ import torch
 from dcgan_rt.atomic import write_json
 from dcgan_rt.cache import cache_dir
 from dcgan_rt.errors import DcganRtError
+from dcgan_rt.lock import exclusive_lock
 from dcgan_rt.train.folders import DecodedFiles, decode_files, decode_into, scan_images
 
 CACHE_KIND_DIR = "decoded"
@@ -221,13 +221,7 @@ def _remove_stale(root: Path, entry: Path, listing: FolderListing, img_resolutio
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:  # a read-only cache: _build will say so
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):  # a read-only cache: _build will say so
+            stack.enter_context(exclusive_lock(path))
         yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
