@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +33,23 @@ def invoke(*args) -> SimpleNamespace:
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+def blocker(tmp_path: Path, *modules: str) -> dict:
+    """Environment for a subprocess in which importing `modules` fails, as if not installed."""
+    site = tmp_path / "blocked-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""
+        import sys
+        BLOCKED = {list(modules)!r}
+        class _Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
+                return None
+        sys.meta_path.insert(0, _Blocker())
+    """))
+    return {"PYTHONPATH": str(site)}
 
 
 def blocked_torch_env(root: Path) -> dict:

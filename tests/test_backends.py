@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import textwrap
 
 import numpy as np
 import pytest
 
 from conftest import assert_clean_error, run_cli
+from export_helpers import blocker
 from dcgan_rt.backends import select_backend
 from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
 from dcgan_rt.digest import sha256_bytes
@@ -29,23 +29,6 @@ def run_cli_python(code: str, env: dict):
                           env={**os.environ, **env})
     assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def blocker(tmp_path, *modules: str) -> dict:
-    """Environment for a subprocess in which importing `modules` fails, as if not installed."""
-    site = tmp_path / "blocked-site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""
-        import sys
-        BLOCKED = {list(modules)!r}
-        class _Blocker:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
-                return None
-        sys.meta_path.insert(0, _Blocker())
-    """))
-    return {"PYTHONPATH": str(site)}
 
 
 def test_auto_picks_the_fastest_cpu_runtime_installed_for_onnx_and_says_why(tiny_onnx, tmp_path):

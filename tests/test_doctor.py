@@ -73,7 +73,7 @@ def test_an_installed_runtime_that_does_not_load_fails_doctor(tmp_path):
 
 
 def test_an_absent_runtime_is_not_checked_and_not_a_failure(tiny_onnx, tmp_path):
-    from test_backends import blocker
+    from export_helpers import blocker
 
     proc = run_cli("doctor", tiny_onnx, env=blocker(tmp_path, "openvino"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -9,7 +9,7 @@ from dcgan_rt.backends import BACKEND_NAMES
 from dcgan_rt.backends.registry import BACKENDS, SELECTABLE, backends_for
 from dcgan_rt.bench import BENCH_BACKENDS, generator_layers
 from dcgan_rt.config import ModelConfig
-from test_backends import blocker
+from export_helpers import blocker
 
 
 def test_every_consumer_lists_the_registry_rows():
