@@ -8,7 +8,7 @@ speed: the default generator (DCGAN init; the weights do not change the work) is
 exported as `dcgan-rt export --int8` writes it; in several rounds the script measures
 the fp32 ceiling (the fastest float32 GEMM installed: dcgan_rt.gemm_ceiling) and each
 runtime's own int8 GEMM rate (an int8 QDQ MatMul, dcgan_rt.gemm_ceiling.int8_gemm_rates)
-right before timing fp32 and int8 through the very backends `generate` uses (ONNX
+once per round, right before timing fp32 and int8 through the very backends `generate` uses (ONNX
 Runtime: a batch slice per core; OpenVINO). Targets (issue 16): int8 >= 1.3x the fp32
 ceiling, and >= 75 % of the int8 GEMM rate of the runtime that runs it, each as
 images/s x FLOPs per image over the rate measured in the same round. The median over
@@ -69,6 +69,8 @@ def speed(args) -> None:
         paths = export(default_run(Path(tmp)), Path(tmp) / "export", print)
         rows: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
         for r in range(args.rounds):
+            fp32_rate = matmul_ceiling()["flops_per_s"]  # both ceilings once per round, right before it
+            int8_rates = {rt: v["ops_per_s"] for rt, v in int8_gemm_rates().items()}
             for backend in args.backends:
                 for name in ("fp32", "int8"):
                     try:
@@ -79,8 +81,7 @@ def speed(args) -> None:
                     with b:
                         for bs in args.batch_sizes:
                             z = latent_range(0, 0, bs, DEFAULT_CFG.z_dim)
-                            fp32_rate = matmul_ceiling()["flops_per_s"]
-                            int8_rate = int8_gemm_rates()[backend]["ops_per_s"]
+                            int8_rate = int8_rates[backend]
                             ips = bs / float(np.median(time_calls(lambda: b(z), 3, args.repeats)))  # noqa: B023
                             rows.setdefault((backend, name, bs), []).append(
                                 (ips, ips * flops / fp32_rate, ips * flops / int8_rate))

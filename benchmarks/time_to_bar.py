@@ -17,8 +17,9 @@ when the bar was first met, and the score, speckle and wall time at the end of t
 run. `old` is the digit recipe before the time-to-quality change (OLD_DIGIT_RECIPE);
 by default it stops once it meets the bar (its 80 epochs are 400k images, more than
 twice what the bar needs), `--old-full` trains it to the end. The new recipe also trains
-a wider D (32), averages G longer (EMA half-life up to 60k images) and ramps its learning
-rates down over the last 30 % of the run, against speckle (docs/training.md).
+a wider G and D (64 / 32), averages G longer (EMA half-life up to 60k images), ramps its
+learning rates down over the last 30 % of the run, has a bias on G's output layer and
+shows D the images through a mu-law compander, against speckle (docs/training.md).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from dcgan_rt.train.speckle import speckle_score
 # The digit defaults before the time-to-quality change (docs/training.md, "Time to quality"):
 # 80 epochs (400k images), batch 32, Adam 1e-3 for both, D width 16, EMA half-life 20k images
 # (at most 5 % of the images seen), constant learning rates.
-OLD_DIGIT_RECIPE = {"epochs": 80, "batch_size": 32, "lr_g": 1e-3, "lr_d": 1e-3, "d_width": 16, "ema_kimg": 20.0,
-                    "ema_rampup": 0.05, "lr_rampdown": 0.0}
+OLD_DIGIT_RECIPE = {"epochs": 80, "batch_size": 32, "lr_g": 1e-3, "lr_d": 1e-3, "g_width": 48, "d_width": 16,
+                    "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0, "g_out_bias": False, "d_mu_law": 0.0}
 
 
 @dataclass

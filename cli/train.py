@@ -50,6 +50,7 @@ def train(
     label_smoothing: Annotated[Optional[float], _opt("--label-smoothing", help="One-sided: D's target for real images is 1 minus this.", default=D.label_smoothing)] = None,
     code_dim: Annotated[Optional[int], _opt("--code-dim", help="InfoGAN categorical code: the first N entries of z pick one of N kinds of image (0: plain DCGAN).", default=f"{D.code_dim}; 0 with --conditional")] = None,
     info_lambda: Annotated[Optional[float], _opt("--info-lambda", help="Weight of the InfoGAN code loss.", default=D.info_lambda)] = None,
+    d_mu_law: Annotated[Optional[float], _opt("--d-mu-law", help="D sees every image through a mu-law compander of brightness with this mu, which makes faint specks in a black background stand out (0: off).", default=f"{D.d_mu_law:g}; 0 at 64 px and up")] = None,
     r1_gamma: Annotated[Optional[float], _opt("--r1-gamma", help="Weight of the R1 penalty on D's gradient at real images (0: off).", default=f"{D.r1_gamma}; 0.1 at 64 px and up")] = None,
     r1_every: Annotated[Optional[int], _opt("--r1-every", help="Apply the R1 penalty every N steps (lazy regularisation).", default=D.r1_every)] = None,
     ema_kimg: Annotated[Optional[float], _opt("--ema-kimg", help="Half-life of the generator EMA in thousands of images (0: off); at most 30 % (at 64 px and up 5 %) of the images seen.", default=f"{D.ema_kimg:g}; 20 at 64 px and up")] = None,
@@ -77,9 +78,8 @@ def train(
     require_train("dcgan-rt train")
     from dcgan_rt import api
 
-    if resume is None:
-        # Bad options fail here, before torch is imported: an instant, one-line answer.
-        api.train_options(data, out=out, **given)
+    # Bad options fail here (a new run's before torch is imported): an instant, one-line answer.
+    opts = api.train_options(data, out=out, resume=resume, **given)
 
     from dcgan_rt.train.distributed import world_from_env
     from dcgan_rt.train.loop import TrainingInterrupted
@@ -95,7 +95,6 @@ def train(
     if eval_every and main:  # one process scores and keeps best/
         from dcgan_rt.train.eval_hook import EvalCallback
 
-        opts = api.train_options(data, out=out, resume=resume, **given)
         callbacks.append(EvalCallback(eval_every, eval_n, eval_metrics, data=opts.data,
                                       log=lambda text: console.print(text, highlight=False, soft_wrap=True)))
     start = time.perf_counter()

@@ -100,9 +100,11 @@ def cli():
 TINY_CONFIG = dict(z_dim=16, img_resolution=16, img_channels=1, g_width=8, d_width=8, code_dim=4)
 
 
-def make_model_dir(out: Path, seed: int = 0, **config) -> Path:
+def make_model_dir(out: Path, seed: int = 0, labels: dict | None = None, **config) -> Path:
     """A generator.safetensors + generator.json with non-trivial weights and BatchNorm
-    statistics (a few train-mode forward passes), without running a training loop."""
+    statistics (a few train-mode forward passes), without running a training loop.
+    `labels`: the card's labels entry of a conditional model (TINY_CONFIG without its
+    code; pass num_classes or num_attrs)."""
     import torch
 
     from dcgan_rt.config import ModelConfig
@@ -110,14 +112,21 @@ def make_model_dir(out: Path, seed: int = 0, **config) -> Path:
     from dcgan_rt.train.networks import build_generator
     from dcgan_rt.train.release import save_generator
 
-    cfg = ModelConfig(**{**TINY_CONFIG, **config})
+    base = TINY_CONFIG if labels is None else {k: v for k, v in TINY_CONFIG.items() if k != "code_dim"}
+    cfg = ModelConfig(**{**base, **config})
     torch.manual_seed(seed)
     g = build_generator(cfg).train()
     with torch.no_grad():
         for _ in range(3):
-            g(torch.randn(32, cfg.z_dim))
+            if labels is None:
+                g(torch.randn(32, cfg.z_dim))
+                continue
+            label = (torch.randint(0, cfg.num_classes, (32,)) if cfg.num_classes
+                     else torch.randint(0, 2, (32, cfg.num_attrs)).float())
+            g(torch.randn(32, cfg.z_dim), label)
     out.mkdir(parents=True, exist_ok=True)
-    save_generator(g.eval(), ModelCard(cfg, training_step=3, dataset="synthetic", extra={"seed": seed}), out)
+    save_generator(g.eval(), ModelCard(cfg, training_step=3, dataset="synthetic", labels=labels,
+                                       extra={"seed": seed}), out)
     return out
 
 

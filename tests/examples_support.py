@@ -74,15 +74,15 @@ def _joint(num_attrs: int, count: int) -> dict:
 @pytest.fixture(scope="session")
 def conditional(tmp_path_factory) -> dict[str, Path]:
     """{"class" | "attrs": a conditional model's generator.uint8.onnx}, exported with the CLI."""
-    from test_generate_labels import make_conditional_dir
-
     root = tmp_path_factory.mktemp("cond")
     joint = _joint(len(ATTRS), 20)
     assert sum(v[1] == 0 for v in joint["vectors"]) == 9  # Male=0 keeps 9: numpy's pairwise sum, not a plain one
     sources = {
-        "class": make_conditional_dir(root / "class_model", {"kind": "class", "names": CLASSES}, num_classes=3),
-        "attrs": make_conditional_dir(root / "attr_model", {"kind": "attributes", "names": ATTRS, "joint": joint},
-                                      num_attrs=len(ATTRS), img_channels=3),
+        "class": make_model_dir(root / "class_model", seed=1, labels={"kind": "class", "names": CLASSES},
+                                num_classes=3),
+        "attrs": make_model_dir(root / "attr_model", seed=1,
+                                labels={"kind": "attributes", "names": ATTRS, "joint": joint},
+                                num_attrs=len(ATTRS), img_channels=3),
     }
     export_uint8(sources, {name: root / name for name in sources})
     return {name: root / name / VARIANTS["uint8"] for name in sources}

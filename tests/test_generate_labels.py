@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, assert_clean_error, run_cli
+from conftest import assert_clean_error, make_model_dir, run_cli
 from PIL import Image
 
 from dcgan_rt.backends.onnxruntime import OnnxRuntimeBackend
@@ -21,30 +21,6 @@ from dcgan_rt.onnx_card import read_onnx
 CLASSES = ["cat", "dog", "owl"]
 ATTRS = ["Smiling", "Male", "Eyeglasses"]
 JOINT = {"vectors": [[0, 0, 0], [1, 0, 0], [1, 1, 1]], "weights": [0.5, 0.3, 0.2]}
-BASE = {k: v for k, v in TINY_CONFIG.items() if k != "code_dim"}
-
-
-def make_conditional_dir(out: Path, labels: dict, **config) -> Path:
-    """A conditional generator.safetensors + generator.json with BatchNorm statistics from a few
-    train-mode passes (no training loop)."""
-    import torch
-
-    from dcgan_rt.config import ModelConfig
-    from dcgan_rt.model_card import ModelCard
-    from dcgan_rt.train.networks import build_generator
-    from dcgan_rt.train.release import save_generator
-
-    cfg = ModelConfig(**{**BASE, **config})
-    torch.manual_seed(1)
-    g = build_generator(cfg).train()
-    with torch.no_grad():
-        for _ in range(3):
-            label = (torch.randint(0, cfg.num_classes, (32,)) if cfg.num_classes
-                     else torch.randint(0, 2, (32, cfg.num_attrs)).float())
-            g(torch.randn(32, cfg.z_dim), label)
-    out.mkdir(parents=True, exist_ok=True)
-    save_generator(g.eval(), ModelCard(cfg, training_step=3, dataset="synthetic", labels=labels), out)
-    return out
 
 
 def export(model_dir: Path, out: Path) -> Path:
@@ -57,8 +33,8 @@ def export(model_dir: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def class_dir(tmp_path_factory) -> Path:
-    return make_conditional_dir(tmp_path_factory.mktemp("class_model"), {"kind": "class", "names": CLASSES},
-                                num_classes=3)
+    return make_model_dir(tmp_path_factory.mktemp("class_model"), seed=1, labels={"kind": "class", "names": CLASSES},
+                          num_classes=3)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +44,8 @@ def class_onnx(class_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def attr_onnx(tmp_path_factory) -> Path:
-    model = make_conditional_dir(tmp_path_factory.mktemp("attr_model"),
-                                 {"kind": "attributes", "names": ATTRS, "joint": JOINT}, num_attrs=3)
+    model = make_model_dir(tmp_path_factory.mktemp("attr_model"), seed=1,
+                           labels={"kind": "attributes", "names": ATTRS, "joint": JOINT}, num_attrs=3)
     return export(model, tmp_path_factory.mktemp("attr_onnx") / "generator.onnx")
 
 

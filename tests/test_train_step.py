@@ -16,7 +16,9 @@ from dcgan_rt.train.loop import Trainer
 from dcgan_rt.train.networks import code_index
 from dcgan_rt.train.options import TrainOptions
 
-TINY = dict(img_resolution=16, g_width=8, d_width=8, z_dim=16, code_dim=4, batch_size=16, device="cpu", ema_kimg=0)
+# d_mu_law 0: these tests are about the step's terms, each alone (the compander has tests of its own below).
+TINY = dict(img_resolution=16, g_width=8, d_width=8, z_dim=16, code_dim=4, batch_size=16, device="cpu", ema_kimg=0,
+            d_mu_law=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +135,45 @@ def test_bad_lr_rampdown_is_refused_and_old_runs_resume_without_it():
         TrainOptions(lr_rampdown=1.5)
     recorded = {k: v for k, v in TrainOptions().to_dict().items() if k != "lr_rampdown"}
     assert TrainOptions.from_dict(recorded).lr_rampdown == 0.0
+
+
+def test_mu_law_brightens_faint_ink_and_keeps_black_and_white():
+    from dcgan_rt.train.loss import mu_law
+
+    brightness = torch.tensor([0.0, 0.02, 0.09, 0.5, 1.0])
+    seen = (mu_law(brightness * 2 - 1, 8.0) + 1) / 2
+    assert seen[0].item() == pytest.approx(0.0, abs=1e-6) and seen[-1].item() == pytest.approx(1.0, abs=1e-6)
+    assert torch.all(seen[1:-1] > brightness[1:-1]) and torch.all(seen.diff() > 0)  # brighter, order kept
+    assert seen[2].item() == pytest.approx(0.25, abs=0.01)  # a faint 0.09 speck looks like 0.25 ink to D
+
+
+def test_d_sees_the_companded_images_and_r1_is_taken_there(digits, tmp_path):
+    """With d_mu_law D's logits are those of the companded batch; R1's gradient is taken
+    with respect to what D saw; 0 leaves the images as they are."""
+    from dcgan_rt.train.loss import mu_law
+
+    real = next(make_batches(digits, torch.device("cpu"), TrainOptions(**TINY), 0, 0))
+    fake = torch.rand_like(real) * 0.2 - 1  # faint ink everywhere
+    for mu in (0.0, 8.0):
+        trainer = _trainer(digits, tmp_path, d_mu_law=mu, r1_gamma=1e4)  # the penalty dominates the loss
+        trainer.d.eval()  # BatchNorm-free comparisons of the same D
+        view = mu_law if mu else (lambda x, _mu: x)
+        with torch.no_grad():
+            _, d_real, d_fake, _ = trainer.loss.discriminator_loss(real, fake, None, False)
+            assert torch.allclose(d_real, trainer.d(view(real, mu))[:, 0])
+            assert torch.allclose(d_fake, trainer.d(view(fake, mu))[:, 0])
+        loss_r1, *_ = trainer.loss.discriminator_loss(real, fake, None, True)
+        loss_plain, *_ = trainer.loss.discriminator_loss(real, fake, None, False)
+        seen = view(real, mu).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(trainer.d(seen)[:, 0].sum(), seen)
+        r1 = grad.square().sum(dim=(1, 2, 3)).mean() * (1e4 / 2 * trainer.opts.r1_every)
+        assert (loss_r1 - loss_plain).item() == pytest.approx(r1.item(), rel=1e-4)
+
+
+def test_the_compander_is_the_digit_default_refused_when_negative_and_off_in_older_runs():
+    assert TrainOptions().d_mu_law == 16.0 and TrainOptions(img_resolution=64).d_mu_law == 0.0
+    assert TrainOptions(d_mu_law=0).d_mu_law == 0
+    with pytest.raises(UsageError, match="--d-mu-law"):
+        TrainOptions(d_mu_law=-1.0)
+    recorded = {k: v for k, v in TrainOptions().to_dict().items() if k != "d_mu_law"}
+    assert TrainOptions.from_dict(recorded).d_mu_law == 0.0  # trained without it: resumes without it

@@ -6,6 +6,13 @@ discriminator sees goes through `run_D`, the one place augmentation is applied
 the R1 penalty, whose gradient is taken with respect to the images before
 augmentation.
 
+Before any of that, D may see every image through a mu-law compander of its
+intensity (`d_mu_law`, `mu_law` below): black stays black and white white, while
+faint ink is brightened (mu 16: a pixel at 0.09 of white looks like 0.31), so D notices
+the faint specks a generator leaves in a black background (docs/training.md,
+"Speckle"). It is part of what D looks at, data and generated images alike; R1 is
+taken with respect to what D sees.
+
 The losses: non-saturating binary cross-entropy on D's logits (Goodfellow et al.),
 one-sided label smoothing for real images; InfoGAN's cross-entropy of D's code
 logits against the code G was given, minimised by both (Chen et al. 2016); R1,
@@ -20,6 +27,7 @@ scaled output and unscaled, as PyTorch's AMP notes ("gradient penalty") say.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, ContextManager
 
 import torch
@@ -28,6 +36,13 @@ from torch import nn
 
 from dcgan_rt.train.augment import AugmentPipe
 from dcgan_rt.train.options import TrainOptions
+
+
+def mu_law(images: torch.Tensor, mu: float) -> torch.Tensor:
+    """images in [-1, 1] -> [-1, 1] with intensity u = (x + 1) / 2 companded to
+    log(1 + mu u) / log(1 + mu) (G.711's mu-law applied to brightness)."""
+    u = ((images + 1) / 2).clamp_min(0)
+    return 2 * torch.log1p(mu * u) / math.log1p(mu) - 1
 
 
 class DCGANLoss:
@@ -45,6 +60,10 @@ class DCGANLoss:
         self.autocast = autocast
         self.real_label = 1.0 - opts.label_smoothing
 
+    def d_view(self, images: torch.Tensor) -> torch.Tensor:
+        """The images as D sees them: through the mu-law compander when d_mu_law > 0."""
+        return mu_law(images, self.opts.d_mu_law) if self.opts.d_mu_law > 0 else images
+
     def run_D(self, images: torch.Tensor, d: nn.Module, label: torch.Tensor | None = None) -> torch.Tensor:
         """images (B, C, H, W) [, label] -> D's logits (B, 1 + code_dim [+ label logits]) in float32."""
         if self.augment is not None:
@@ -61,12 +80,13 @@ class DCGANLoss:
         """D's loss on a real and a generated batch (plus R1 when due); `label`: the real
         batch's labels, which the generated batch was made with too. Returns
         (loss_d, real logits (B,), fake logits (B,), loss_code)."""
+        real, fake = self.d_view(real), self.d_view(fake.detach())
         if r1:
             real = real.detach().requires_grad_(True)
         with self.autocast():
             out_real = self.run_D(real, self.d_train, label)
             d_real = out_real[:, 0]
-            out_fake = self.run_D(fake.detach(), self.d_train, label)
+            out_fake = self.run_D(fake, self.d_train, label)
             d_fake = out_fake[:, 0]
             loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.real_label))
                       + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
@@ -82,6 +102,7 @@ class DCGANLoss:
     def generator_loss(self, fake: torch.Tensor, code: torch.Tensor | None,
                        label: torch.Tensor | None = None) -> torch.Tensor:
         """G's non-saturating loss (and its share of the code and label losses), through the bare D."""
+        fake = self.d_view(fake)
         with self.autocast():
             out_gen = self.run_D(fake, self.d_plain, label)
             d_gen = out_gen[:, 0]

@@ -43,9 +43,9 @@ DEFAULT_CODE_DIM = 40
 # with 0.3).
 RESOLUTION_DEFAULTS = {
     "small": {"r1_gamma": 1.0, "ema_kimg": 60.0, "ema_rampup": 0.3, "lr_rampdown": 0.3,
-              "g_out_bias": True},
+              "g_out_bias": True, "d_mu_law": 16.0},
     "large": {"r1_gamma": 0.1, "ema_kimg": 20.0, "ema_rampup": 0.05, "lr_rampdown": 0.0,
-              "g_out_bias": False},
+              "g_out_bias": False, "d_mu_law": 0.0},
 }
 
 
@@ -77,6 +77,7 @@ class TrainOptions:
     lr_rampdown: float | None = None  # None: by resolution; the last this fraction of the run: both learning rates fall linearly to 0
     beta1: float = 0.0
     beta2: float = 0.99
+    d_mu_law: float | None = None  # None: by resolution; D sees images through a mu-law compander of this mu (train/loss.py); 0: off
     loss: str = "bce"  # binary cross-entropy on D's logits (Goodfellow et al., non-saturating G loss)
     label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
     code_dim: int | None = None  # InfoGAN categorical code read from z (ModelConfig.code_dim); 0 is the plain DCGAN; None: DEFAULT_CODE_DIM, 0 for a conditional run
@@ -144,6 +145,8 @@ class TrainOptions:
             raise UsageError(f"--crop must be 0 (the largest centred square) or a size in pixels, got {self.crop}")
         if self.snapshot_kimg < 0:
             raise UsageError(f"--snapshot-kimg must be 0 (every epoch) or positive, got {self.snapshot_kimg}")
+        if self.d_mu_law < 0:
+            raise UsageError(f"--d-mu-law must be 0 (off) or positive, got {self.d_mu_law}")
         if self.r1_gamma < 0:
             raise UsageError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
         if self.ema_kimg < 0:
@@ -206,7 +209,7 @@ class TrainOptions:
                                 "(resume the run with the dcgan-rt version that made it)")
         # A run recorded before an option existed trained without it: resume it that way.
         recorded_before = {"r1_gamma": 0.0, "code_dim": 0, "augment": "off", "crop": 0, "lr_rampdown": 0.0,
-                           "g_out_bias": False}
+                           "g_out_bias": False, "d_mu_law": 0.0}
         return cls(**{**recorded_before, **data})
 
     def replace(self, **changes: Any) -> "TrainOptions":

@@ -39,6 +39,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from dcgan_rt.backends import UINT8_NHWC, Backend
+from dcgan_rt.backends.inflight import pipelined
 from dcgan_rt.batch import Batch
 from dcgan_rt.cache import CacheDirError, cache_dir
 from dcgan_rt.digest import sha256_file
@@ -106,24 +107,23 @@ class OpenVinoBackend(Backend):
         if len(self._requests) < 2:
             yield from super().map_images(batches)
             return
-        free, in_flight = deque(self._requests), deque()
-        for value in batches:
-            if not free:
-                yield self._collect(in_flight, free)
+        free = deque(self._requests)
+
+        def enqueue(value):
             batch = self._check_batch(value)
             request = free.popleft()
             request.start_async(dict(zip(self._inputs, (batch.z, batch.labels))), share_inputs=True)
-            in_flight.append((request, batch))  # the batch stays alive: the request reads its arrays in place
-        while in_flight:
-            yield self._collect(in_flight, free)
+            return request, batch  # the batch stays alive: the request reads its arrays in place
 
-    def _collect(self, in_flight: deque, free: deque) -> np.ndarray:
-        request, _ = in_flight.popleft()
-        request.wait()
-        out = request.get_output_tensor(0).data  # the request's buffer: copied out before it runs again
-        images = np.array(out) if self.output == UINT8_NHWC else to_uint8(out)
-        free.append(request)
-        return images
+        def collect(slot) -> np.ndarray:
+            request, _ = slot
+            request.wait()
+            out = request.get_output_tensor(0).data  # the request's buffer: copied out before it runs again
+            images = np.array(out) if self.output == UINT8_NHWC else to_uint8(out)
+            free.append(request)
+            return images
+
+        yield from pipelined(batches, enqueue, collect, lambda images: images, depth=len(self._requests))
 
     def close(self) -> None:
         self._requests = []
