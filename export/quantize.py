@@ -4,20 +4,25 @@ Export tier (onnx, onnxruntime.quantization). The fp32 graph is first rewritten
 for CPUs (dcgan_rt.export.optimize: ConvTranspose -> Gemm + sub-pixel Conv), because
 ONNX Runtime has no int8 ConvTranspose: quantized transposed convolutions run as
 float with a dequantize in front, slower than fp32, while int8 Conv and Gemm run as
-u8s8 integer kernels. ONNX Runtime's `quantize_static` then inserts
+integer kernels. ONNX Runtime's `quantize_static` then inserts
 QuantizeLinear/DequantizeLinear pairs:
 
-- weights: int8, symmetric, one scale per output channel (per_channel);
-- activations: uint8, asymmetric, one scale per tensor, ranges from calibration;
+- weights: int8, symmetric, one scale per output channel, 7-bit (`reduce_range`);
+- activations: int8, symmetric (zero point 0, which TensorRT needs), one scale per
+  tensor, ranges from calibration;
 - calibration data: the generator's own input distribution, latents z(seed, i) of
   dcgan_rt.latents (standard normal), so no data set is needed;
-- what stays float: the layers listed in KEEP_FLOAT (op types), chosen by measurement
-  (docs/export.md: the last layer, which writes the pixels, costs most quality in
-  int8 and little time in float).
+- what stays float: the pixels. Every convolution is int8, the last one too, but
+  from the last convolution's output on (its tanh and the sub-pixel interleave:
+  Slice, Concat, DepthToSpace) the Q/DQ pairs the quantizer puts there are taken out
+  (`float_pixels`), so the image is not rounded to int8 steps. Chosen by measurement
+  (docs/export.md, docs/performance.md): pixels as close to fp32 as with the whole
+  last layer in float, and faster, since that layer then runs on int8 kernels.
 
-The result is an ordinary ONNX model: ONNX Runtime CPU fuses each DQ -> Conv -> Q
-into QLinearConv, OpenVINO runs it as low-precision convolutions, and TensorRT
-builds it with explicit quantization (its Q/DQ scales are used as they are).
+The result is an ordinary ONNX model: ONNX Runtime CPU runs the convolutions on its
+integer kernels where it can fuse them, OpenVINO runs them as low-precision
+convolutions, and TensorRT builds it with explicit quantization (its Q/DQ scales are
+used as they are).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ class Calibration:
     seed: int = CALIBRATION_SEED
     method: str = CALIBRATION_METHOD  # "percentile" | "minmax" | "entropy"
     reduce_range: bool = True  # 7-bit weights: u8s8 int16 pairs cannot saturate, so every CPU computes the same pixels
-    keep_float: tuple[str, ...] = ()  # node names left in float
+    float_nodes: tuple[str, ...] = ()  # the nodes that compute in float: the pixels' (float_pixels)
     activations: str = "int8-symmetric"  # "int8-symmetric" (TensorRT needs zero points of 0) or "uint8"
 
     def to_card(self) -> dict:
@@ -61,7 +66,7 @@ class Calibration:
             "activations": ("int8 symmetric" if self.activations == "int8-symmetric" else "uint8 asymmetric")
                            + ", per tensor",
             "format": "QDQ", "tool": f"onnxruntime.quantization {_ort_version()}",
-            "float_nodes": list(self.keep_float),
+            "float_nodes": list(self.float_nodes),
         }
 
 
@@ -99,15 +104,43 @@ def last_layer_nodes(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in layers if inits[n.input[1]] == shape]
 
 
+def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
+    """Take the Q/DQ pairs out of everything downstream of the outputs of the nodes named in
+    `layer` (in place); the names of the nodes there, which now compute in float."""
+    graph = model.graph
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    downstream, todo = set(), [t for n in graph.node if n.name in layer for t in n.output]
+    while todo:
+        tensor = todo.pop()
+        if tensor not in downstream:
+            downstream.add(tensor)
+            todo.extend(t for c in consumers.get(tensor, []) for t in c.output)
+    outputs = {o.name for o in graph.output}
+    removed = []
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in downstream]:
+        dqs = consumers.get(q.output[0], [])
+        if not dqs or any(dq.op_type != "DequantizeLinear" or dq.output[0] in outputs for dq in dqs):
+            continue
+        for dq in dqs:
+            for node in consumers.get(dq.output[0], []):
+                node.input[:] = [q.input[0] if name == dq.output[0] else name for name in node.input]
+            removed.append(dq)
+        removed.append(q)
+    for node in removed:
+        graph.node.remove(node)
+    return [n.name for n in graph.node if n.name not in layer and any(i in downstream for i in n.input)]
+
+
 def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibration | None = None,
-                  keep_last_layer_float: bool = True, card=None) -> tuple[onnx.ModelProto, Calibration]:
+                  card=None) -> tuple[onnx.ModelProto, Calibration]:
     """(QDQ int8 model, calibration used) from the CPU-optimized fp32 model. Metadata is
     the caller's to set (the float model's is dropped with the rest of its graph)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibration = calibration or Calibration()
-    if keep_last_layer_float:
-        calibration = dataclasses.replace(calibration, keep_float=tuple(last_layer_nodes(float_model)))
     symmetric = calibration.activations == "int8-symmetric"
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[calibration.method]
@@ -120,12 +153,12 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True, reduce_range=calibration.reduce_range, calibrate_method=method,
-                nodes_to_exclude=list(calibration.keep_float),
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
                                "CalibMaxIntermediateOutputs": 2},  # histograms per two batches: bounded memory
             )
         model = onnx.load(str(dst))
-    return model, calibration
+    float_nodes = float_pixels(model, last_layer_nodes(float_model))
+    return model, dataclasses.replace(calibration, float_nodes=tuple(float_nodes))
 
 
 @contextlib.contextmanager

@@ -57,7 +57,7 @@ def test_int8_export_writes_qdq_files_that_pass_their_bounds(exported_int8):
         assert zero_points and all((zp == 0).all() for zp in zero_points)  # symmetric: TensorRT can build it
 
 
-def test_the_last_layer_stays_float_and_the_card_names_it(exported_int8):
+def test_every_convolution_is_int8_the_pixels_stay_float_and_the_card_names_them(exported_int8):
     run, _ = exported_int8
     model = onnx.load(str(run / "export" / "generator.int8.onnx"))
     card, _ = read_onnx_card(run / "export" / "generator.int8.onnx")
@@ -69,10 +69,16 @@ def test_the_last_layer_stays_float_and_the_card_names_it(exported_int8):
         return dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in int8_weights
 
     layers = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
-    kept = [n for n in layers if not weight_is_int8(n)]
-    assert [n.name for n in kept] == card.calibration["float_nodes"] != []
-    assert kept[-1] is layers[-1]  # the layer that writes the pixels
-    assert all(weight_is_int8(n) for n in layers[:-len(kept)])  # everything before it is int8
+    assert layers and all(weight_is_int8(n) for n in layers)  # the last layer's too
+    pixels = []  # every node from the last convolution's output to the image
+    node = next(n for n in model.graph.node if "images" in n.output)
+    while node is not layers[-1]:
+        pixels.append(node)
+        node = producers[node.input[0]]
+    assert {n.op_type for n in pixels} >= {"Tanh", "DepthToSpace"}
+    assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in pixels}  # never rounded to int8 steps
+    assert set(card.calibration["float_nodes"]) >= {n.name for n in pixels}
+    assert not set(card.calibration["float_nodes"]) & {n.name for n in layers}
 
 
 def test_the_card_records_precision_and_calibration_and_info_shows_it(exported_int8):
