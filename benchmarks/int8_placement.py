@@ -8,12 +8,13 @@ with ONNX Runtime's quantize_static, calibrated as `export --int8` calibrates
 (dcgan_rt.export.quantize: percentile ranges, int8 symmetric activations, 7-bit
 per-channel weights):
 
-- `float-pixels`: what `export --int8` writes: every tensor ONNX Runtime quantizes by
-  default (convolution outputs, the ReLUs, the concatenations) has a Q/DQ pair, every
-  convolution is int8, and from the last convolution's output on the pairs are taken
-  out (dcgan_rt.export.quantize.float_pixels): the pixels stay float;
+- `float-pixels`: what `export --int8` writes (dcgan_rt.export.quantize.quantize_int8):
+  every tensor ONNX Runtime quantizes by default (convolution outputs, the ReLUs, the
+  concatenations) has a Q/DQ pair, every convolution is int8, and from the last
+  convolution's output on the pairs are taken out (`float_pixels`): the pixels stay float;
 - `last-layer-float`: the previous default: the same, but the last layer (the
-  convolution that writes the image channels) excluded from quantization;
+  convolution that writes the image channels, and what follows it) excluded from
+  quantization;
 - `all-int8`: Q/DQ pairs everywhere, the pixels included;
 - `inputs-only`: Q/DQ only where a Conv or Gemm reads an activation
   (op_types_to_quantize Conv/Gemm, OpTypesToExcludeOutputQuantization Conv/Gemm):
@@ -44,12 +45,12 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-PLACEMENTS = {  # name: (Conv/Gemm inputs only?, last layer excluded?, pixels' Q/DQ taken out?)
-    "float-pixels": (False, False, True),
-    "last-layer-float": (False, True, False),
-    "all-int8": (False, False, False),
-    "inputs-only": (True, True, False),
-    "inputs-only-all-int8": (True, False, False),
+PLACEMENTS = {  # name: (Conv/Gemm inputs only?, last layer and pixels excluded?); float-pixels: the exporter's own
+    "float-pixels": None,
+    "last-layer-float": (False, True),
+    "all-int8": (False, False),
+    "inputs-only": (True, True),
+    "inputs-only-all-int8": (True, False),
 }
 
 
@@ -69,24 +70,28 @@ def build(run: Path, out: Path) -> dict[str, Path]:
     paths = {"fp32": out / "fp32.onnx"}
     onnx.save(fp32, str(paths["fp32"]))
     calibration = q.Calibration()
-    for name, (inputs_only, exclude_last, strip) in PLACEMENTS.items():
-        extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "CalibMaxIntermediateOutputs": 2}
-        kwargs = {}
-        if inputs_only:
-            extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "Gemm"]
-            kwargs["op_types_to_quantize"] = ["Conv", "Gemm"]
-        src, dst = out / "float.onnx", out / f"{name}.onnx"
-        onnx.save(fp32, str(src))
-        with contextlib.redirect_stdout(io.StringIO()), q._quiet_root_logger():
-            quantize_static(str(src), str(dst), q._LatentReader(card.model_config.z_dim, calibration, card),
-                            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                            calibrate_method=CalibrationMethod.Percentile,
-                            nodes_to_exclude=q.last_layer_nodes(fp32) if exclude_last else [],
-                            extra_options=extra, **kwargs)
-        model = onnx.load(str(dst))
-        if strip:
-            q.float_pixels(model, q.last_layer_nodes(fp32))
+    layer = q.last_layer_nodes(fp32)
+    float_part = layer + q._downstream(fp32.graph, layer)[1]
+    for name, placement in PLACEMENTS.items():
+        dst = out / f"{name}.onnx"
+        if placement is None:
+            model, _ = q.quantize_int8(fp32, card.model_config.z_dim, card=card)
+        else:
+            inputs_only, exclude = placement
+            extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "CalibMaxIntermediateOutputs": 2}
+            kwargs = {}
+            if inputs_only:
+                extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "Gemm"]
+                kwargs["op_types_to_quantize"] = ["Conv", "Gemm"]
+            src = out / "float.onnx"
+            onnx.save(fp32, str(src))
+            with contextlib.redirect_stdout(io.StringIO()), q._quiet_root_logger():
+                quantize_static(str(src), str(dst), q._LatentReader(card.model_config.z_dim, calibration, card),
+                                quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                                weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                                calibrate_method=CalibrationMethod.Percentile,
+                                nodes_to_exclude=float_part if exclude else [], extra_options=extra, **kwargs)
+            model = onnx.load(str(dst))
         set_metadata(model, dataclasses.replace(card, precision="int8"), precision="int8")
         onnx.save(model, str(dst))
         paths[name] = dst

@@ -12,6 +12,14 @@ with a wide margin; tests check it). Measurements: docs/performance.md.
     phase (a, b) of output pixel (2r + a, 2c + b) reads input rows r-1+a .. r+a and
     columns c-1+b .. c+b, with kernel taps ky = (3, 1) for a = 0 and (2, 0) for a = 1
     (likewise kx for b).
+
+A layer with few output channels (the image's 1 or 3) is one convolution over the
+input padded on every side, whose (H+1) x (W+1) grid holds every phase as channels,
+phase (a, b) at offset (a, b). What picks the phases out and interleaves them is one
+ConvTranspose with a fixed 0/1 weight (stride 2, kernel 2, pad 1: output pixel
+(2r + a, 2c + b) is grid pixel (r + a, c + b) of phase (a, b)'s channel), which
+runtimes run as one fast kernel; graphs before v2 used four Slices, a Concat and a
+DepthToSpace there, which OpenVINO runs on reference kernels (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from onnx import helper, numpy_helper
 __all__ = ["optimize_for_cpu", "is_optimized", "OPTIMIZED_METADATA_KEY"]
 
 OPTIMIZED_METADATA_KEY = "dcgan_rt.graph"
-OPTIMIZED_VALUE = "cpu-subpixel-v1"
+OPTIMIZED_VALUE = "cpu-subpixel-v2"
+KNOWN_VALUES = ("cpu-subpixel-v1", OPTIMIZED_VALUE)  # v1: the image's phases interleaved by Slice/Concat/DepthToSpace
 MIN_OPSET = 13  # DepthToSpace with mode, Slice with tensor inputs
 ACTIVATIONS = ("Relu", "Tanh", "Sigmoid")
 # Below one AVX2 block of output channels, four separate phase convolutions waste most
@@ -34,10 +43,12 @@ ACTIVATIONS = ("Relu", "Tanh", "Sigmoid")
 MIN_PHASE_CHANNELS = 8
 
 _TAPS = {0: [3, 1], 1: [2, 0]}  # phase -> kernel taps for the window's (first, second) row
+INTERLEAVE = "_interleave"  # name suffix of the image's 0/1 interleave (a ConvTranspose, no layer of the generator)
+PHASES = [(0, 0), (0, 1), (1, 0), (1, 1)]  # the order of the phases as channels (DepthToSpace's DCR order)
 
 
 def is_optimized(model: onnx.ModelProto) -> bool:
-    return any(p.key == OPTIMIZED_METADATA_KEY and p.value == OPTIMIZED_VALUE for p in model.metadata_props)
+    return any(p.key == OPTIMIZED_METADATA_KEY and p.value in KNOWN_VALUES for p in model.metadata_props)
 
 
 def optimize_for_cpu(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -61,6 +72,16 @@ def phase_weight(weight: np.ndarray, a: int, b: int) -> np.ndarray:
     """ConvTranspose weight (C_in, C_out, 4, 4) -> Conv weight (C_out, C_in, 2, 2) of phase (a, b)."""
     w = weight[:, :, _TAPS[a]][:, :, :, _TAPS[b]]  # (C_in, C_out, 2, 2)
     return np.ascontiguousarray(w.transpose(1, 0, 2, 3))
+
+
+def interleave_weight(c_out: int) -> np.ndarray:
+    """The 0/1 ConvTranspose weight (4 c_out, c_out, 2, 2) that takes phase (a, b)'s channel o
+    of the padded grid to output pixel (2r + a, 2c + b): tap (1 - a, 1 - b) with pad 1."""
+    w = np.zeros((4 * c_out, c_out, 2, 2), np.float32)
+    for i, (a, b) in enumerate(PHASES):
+        for o in range(c_out):
+            w[i * c_out + o, o, 1 - a, 1 - b] = 1.0
+    return w
 
 
 class _Rewriter:
@@ -119,11 +140,10 @@ class _Rewriter:
         x, c_out = node.input[0], weight.shape[1]
         y = act.output[0] if act is not None else node.output[0]
         base = self._fresh(node.name or "convtranspose")
-        phases = [(0, 0), (0, 1), (1, 0), (1, 1)]  # DepthToSpace DCR order
         new = []
         if c_out >= MIN_PHASE_CHANNELS:
             parts = []
-            for a, b in phases:
+            for a, b in PHASES:
                 name = f"{base}_p{a}{b}"
                 w = self._add_init(f"{name}_w", phase_weight(weight, a, b))
                 bi = self._add_init(f"{name}_b", bias)
@@ -131,27 +151,20 @@ class _Rewriter:
                 new.append(helper.make_node("Conv", [x, w, bi], [f"{name}_y"], name=f"{name}_conv",
                                             kernel_shape=[2, 2], pads=[1 - a, 1 - b, a, b]))
                 parts.append(self._activate(new, act, f"{name}_y", f"{name}_a"))
+            new.append(helper.make_node("Concat", parts, [f"{base}_phases"], name=f"{base}_concat", axis=1))
+            new.append(helper.make_node("DepthToSpace", [f"{base}_phases"], [y], name=f"{base}_d2s",
+                                        blocksize=2, mode="DCR"))
         else:
             # One convolution over the input padded by 1 on every side: its (H+1) x (W+1)
             # grid holds every phase, phase (a, b) at offset (a, b).
-            w = self._add_init(f"{base}_w", np.concatenate([phase_weight(weight, a, b) for a, b in phases]))
+            w = self._add_init(f"{base}_w", np.concatenate([phase_weight(weight, a, b) for a, b in PHASES]))
             bi = self._add_init(f"{base}_b", np.tile(bias, 4))
             new.append(helper.make_node("Conv", [x, w, bi], [f"{base}_grid"], name=f"{base}_conv",
                                         kernel_shape=[2, 2], pads=[1, 1, 1, 1]))
             grid = self._activate(new, act, f"{base}_grid", f"{base}_grid_a")
-            axes = self._add_init(f"{base}_axes", np.array([1, 2, 3], np.int64))
-            parts = []
-            big = np.iinfo(np.int64).max
-            for i, (a, b) in enumerate(phases):
-                name = f"{base}_p{a}{b}"
-                starts = self._add_init(f"{name}_starts", np.array([i * c_out, a, b], np.int64))
-                ends = self._add_init(f"{name}_ends",
-                                      np.array([(i + 1) * c_out, big if a else -1, big if b else -1], np.int64))
-                new.append(helper.make_node("Slice", [grid, starts, ends, axes], [f"{name}_y"], name=f"{name}_slice"))
-                parts.append(f"{name}_y")
-        new.append(helper.make_node("Concat", parts, [f"{base}_phases"], name=f"{base}_concat", axis=1))
-        new.append(helper.make_node("DepthToSpace", [f"{base}_phases"], [y], name=f"{base}_d2s",
-                                    blocksize=2, mode="DCR"))
+            pick = self._add_init(f"{base}{INTERLEAVE}_w", interleave_weight(c_out))
+            new.append(helper.make_node("ConvTranspose", [grid, pick], [y], name=f"{base}{INTERLEAVE}",
+                                        kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1]))
         return new
 
     def _flat_input_reshape(self, node, c_in: int):

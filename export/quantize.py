@@ -13,8 +13,8 @@ QuantizeLinear/DequantizeLinear pairs:
 - calibration data: the generator's own input distribution, latents z(seed, i) of
   dcgan_rt.latents (standard normal), so no data set is needed;
 - what stays float: the pixels. Every convolution is int8, the last one too, but
-  from the last convolution's output on (its tanh and the sub-pixel interleave:
-  Slice, Concat, DepthToSpace) the Q/DQ pairs the quantizer puts there are taken out
+  from the last convolution's output on (its tanh and the sub-pixel interleave) the
+  interleave is not quantized and the Q/DQ pairs the quantizer puts there are taken out
   (`float_pixels`), so the image is not rounded to int8 steps. Chosen by measurement
   (docs/export.md, docs/performance.md): pixels as close to fp32 as with the whole
   last layer in float, and faster, since that layer then runs on int8 kernels.
@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from dcgan_rt.export.optimize import INTERLEAVE
 from dcgan_rt.latents import latent_range
 from dcgan_rt.onnx_card import INPUT_NAME
 
@@ -95,43 +96,71 @@ class _LatentReader:
 
 def last_layer_nodes(model: onnx.ModelProto) -> list[str]:
     """The nodes of the generator's last layer: the last Conv / ConvTranspose / Gemm, and the
-    other phase convolutions of its sub-pixel rewrite (same weight shape)."""
+    other phase convolutions of its sub-pixel rewrite (same weight shape); not the
+    rewrite's interleave of the image's phases, which computes nothing."""
     inits = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    layers = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm") and n.input[1] in inits]
+    layers = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm") and n.input[1] in inits
+              and not n.name.endswith(INTERLEAVE)]
     if not layers:
         return []
     shape = inits[layers[-1].input[1]]
     return [n.name for n in layers if inits[n.input[1]] == shape]
 
 
-def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
-    """Take the Q/DQ pairs out of everything downstream of the outputs of the nodes named in
-    `layer` (in place); the names of the nodes there, which now compute in float."""
-    graph = model.graph
+def _downstream(graph: onnx.GraphProto, layer: list[str]) -> tuple[set[str], list[str]]:
+    """(every tensor computed from the outputs of the nodes named in `layer`, the names of
+    the other nodes that read them)."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    downstream, todo = set(), [t for n in graph.node if n.name in layer for t in n.output]
+    tensors, todo = set(), [t for n in graph.node if n.name in layer for t in n.output]
     while todo:
         tensor = todo.pop()
-        if tensor not in downstream:
-            downstream.add(tensor)
+        if tensor not in tensors:
+            tensors.add(tensor)
             todo.extend(t for c in consumers.get(tensor, []) for t in c.output)
+    return tensors, [n.name for n in graph.node if n.name not in layer and any(i in tensors for i in n.input)]
+
+
+def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
+    """Take the Q/DQ pairs out of everything downstream of the outputs of the nodes named in
+    `layer` (in place, with the scales they leave unused); the names of the nodes there,
+    which now compute in float."""
+    graph = model.graph
+    downstream, _ = _downstream(graph, layer)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producers = {o: n for n in graph.node for o in n.output}
     outputs = {o.name for o in graph.output}
     removed = []
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in downstream]:
         dqs = consumers.get(q.output[0], [])
-        if not dqs or any(dq.op_type != "DequantizeLinear" or dq.output[0] in outputs for dq in dqs):
+        if not dqs or any(dq.op_type != "DequantizeLinear" for dq in dqs):
             continue
+        source = q.input[0]
+        named = [dq.output[0] for dq in dqs if dq.output[0] in outputs]
+        if named:  # a graph output (the images): the float tensor takes its name
+            if len(named) > 1 or source in outputs or source not in producers:
+                continue
+            for node in [producers[source], *consumers.get(source, [])]:
+                node.output[:] = [named[0] if t == source else t for t in node.output]
+                node.input[:] = [named[0] if t == source else t for t in node.input]
+            source = named[0]
         for dq in dqs:
             for node in consumers.get(dq.output[0], []):
-                node.input[:] = [q.input[0] if name == dq.output[0] else name for name in node.input]
+                node.input[:] = [source if name == dq.output[0] else name for name in node.input]
             removed.append(dq)
         removed.append(q)
     for node in removed:
         graph.node.remove(node)
-    return [n.name for n in graph.node if n.name not in layer and any(i in downstream for i in n.input)]
+    used = {name for node in graph.node for name in node.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for t in unused:
+        graph.initializer.remove(t)
+    return _downstream(graph, layer)[1]
 
 
 def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibration | None = None,
@@ -141,6 +170,8 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibration = calibration or Calibration()
+    layer = last_layer_nodes(float_model)
+    _, pixels = _downstream(float_model.graph, layer)  # float: no int8 weights for the interleave either
     symmetric = calibration.activations == "int8-symmetric"
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[calibration.method]
@@ -153,11 +184,11 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True, reduce_range=calibration.reduce_range, calibrate_method=method,
-                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                nodes_to_exclude=pixels, extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
                                "CalibMaxIntermediateOutputs": 2},  # histograms per two batches: bounded memory
             )
         model = onnx.load(str(dst))
-    float_nodes = float_pixels(model, last_layer_nodes(float_model))
+    float_nodes = float_pixels(model, layer)
     return model, dataclasses.replace(calibration, float_nodes=tuple(float_nodes))
 
 
