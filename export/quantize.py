@@ -107,13 +107,18 @@ def last_layer_nodes(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in layers if inits[n.input[1]] == shape]
 
 
-def _downstream(graph: onnx.GraphProto, layer: list[str]) -> tuple[set[str], list[str]]:
-    """(every tensor computed from the outputs of the nodes named in `layer`, the names of
-    the other nodes that read them)."""
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _downstream(graph: onnx.GraphProto, layer: list[str]) -> tuple[set[str], list[str]]:
+    """(every tensor computed from the outputs of the nodes named in `layer`, the names of
+    the other nodes that read them)."""
+    consumers = _consumers(graph)
     tensors, todo = set(), [t for n in graph.node if n.name in layer for t in n.output]
     while todo:
         tensor = todo.pop()
@@ -129,10 +134,7 @@ def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
     which now compute in float."""
     graph = model.graph
     downstream, _ = _downstream(graph, layer)
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = _consumers(graph)
     producers = {o: n for n in graph.node for o in n.output}
     outputs = {o.name for o in graph.output}
     removed = []
@@ -184,7 +186,8 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True, reduce_range=calibration.reduce_range, calibrate_method=method,
-                nodes_to_exclude=pixels, extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                nodes_to_exclude=pixels,
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
                                "CalibMaxIntermediateOutputs": 2},  # histograms per two batches: bounded memory
             )
         model = onnx.load(str(dst))
