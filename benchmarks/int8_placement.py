@@ -37,10 +37,8 @@ import io
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,10 +81,8 @@ def build(run: Path, out: Path) -> dict[str, Path]:
             if inputs_only:
                 extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "Gemm"]
                 kwargs["op_types_to_quantize"] = ["Conv", "Gemm"]
-            src = out / "float.onnx"
-            onnx.save(fp32, str(src))
             with contextlib.redirect_stdout(io.StringIO()), q._quiet_root_logger():
-                quantize_static(str(src), str(dst), q._LatentReader(card.model_config.z_dim, calibration, card),
+                quantize_static(str(paths["fp32"]), str(dst), q._LatentReader(card.model_config.z_dim, calibration, card),
                                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                                 calibrate_method=CalibrationMethod.Percentile,
@@ -103,7 +99,7 @@ def speed(args) -> None:
 
     from dcgan_rt.backends import select_backend
     from dcgan_rt.bench import generator_flops
-    from dcgan_rt.gemm_ceiling import int8_gemm_rates
+    from dcgan_rt.gemm_ceiling import int8_gemm_rates, time_calls
     from dcgan_rt.latents import latent_range
 
     flops = generator_flops(DEFAULT_CFG)
@@ -116,13 +112,7 @@ def speed(args) -> None:
             for backend in ("openvino", "onnxruntime"):
                 for name in PLACEMENTS:
                     with select_backend(paths[name], backend) as b:
-                        for _ in range(3):
-                            b(z)
-                        times = []
-                        for _ in range(10):
-                            t = time.perf_counter()
-                            b(z)
-                            times.append(time.perf_counter() - t)
+                        times = time_calls(lambda: b(z), 3, 10)  # noqa: B023
                     ips = len(z) / statistics.median(times)
                     rows.setdefault((backend, name), []).append((ips, ips * flops / rates[backend]))
     print(f"{'backend':<12} {'placement':<22} {'images/s':>9} {'of own int8 GEMM':>17}")
@@ -132,6 +122,8 @@ def speed(args) -> None:
 
 
 def parity(args) -> None:
+    from bench_int8 import level_summary
+
     from dcgan_rt.backends import select_backend
     from dcgan_rt.export.parity import abs_difference, reference_images
     from dcgan_rt.latents import latent_range
@@ -145,8 +137,7 @@ def parity(args) -> None:
         for name in PLACEMENTS:
             with select_backend(paths[name], "openvino") as b:
                 diff = abs_difference("float32-nchw", b(z), reference, levels=True)
-            print(f"{name:<22} max {diff.max():.0f}, p99.9 {np.percentile(diff, 99.9):.0f}, "
-                  f"p99 {np.percentile(diff, 99):.0f}, mean {diff.mean():.2f} levels (OpenVINO)")
+            print(f"{name:<22} {level_summary(diff)} (OpenVINO)")
 
 
 def main() -> None:

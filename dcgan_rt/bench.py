@@ -40,7 +40,7 @@ from dcgan_rt.backends.registry import BACKENDS, BuildOptions, backends_for, dis
 from dcgan_rt.config import ModelConfig
 from dcgan_rt.environment import usable_cores
 from dcgan_rt.errors import DcganRtError, UsageError
-from dcgan_rt.gemm_ceiling import fp32_gemm_ceiling, int8_gemm_rates, time_calls
+from dcgan_rt.gemm_ceiling import fp32_gemm_ceiling, gemm_rate, int8_gemm_rates, time_calls
 from dcgan_rt.latents import latent_range
 from dcgan_rt.model_path import ModelPath, resolve_model
 from dcgan_rt.onnx_card import FLOAT_NCHW
@@ -112,7 +112,7 @@ def gpu_matmul_ceiling(device: int = 0, n: int = 8192, repeats: int = 10) -> dic
                 torch.matmul(a, a, out=out)
                 torch.cuda.synchronize(dev)
 
-            rates[name] = 2 * n**3 / float(np.median(time_calls(run, 2, repeats)))
+            rates[name] = gemm_rate(run, n, repeats, warmup=2)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     return {"flops_per_s": rates, "source": f"torch.matmul {n}x{n} on {torch.cuda.get_device_name(dev)}"}

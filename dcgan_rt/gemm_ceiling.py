@@ -50,9 +50,9 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[floa
     return times
 
 
-def gemm_rate(fn: Callable[[], object], n: int, repeats: int) -> float:
+def gemm_rate(fn: Callable[[], object], n: int, repeats: int, warmup: int = 1) -> float:
     """Operations per second of one n x n x n product run by `fn` (2 n^3 per call)."""
-    return 2 * n**3 / float(np.median(time_calls(fn, 1, repeats)))
+    return 2 * n**3 / float(np.median(time_calls(fn, warmup, repeats)))
 
 
 def fp32_gemm_ceiling(n: int = GEMM_N, repeats: int = 5, threads: int | None = None) -> dict:

@@ -133,7 +133,7 @@ def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
     `layer` (in place, with the scales they leave unused); the names of the nodes there,
     which now compute in float."""
     graph = model.graph
-    downstream, _ = _downstream(graph, layer)
+    downstream, nodes = _downstream(graph, layer)
     consumers = _consumers(graph)
     producers = {o: n for n in graph.node for o in n.output}
     outputs = {o.name for o in graph.output}
@@ -162,7 +162,8 @@ def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
     unused = [t for t in graph.initializer if t.name not in used]
     for t in unused:
         graph.initializer.remove(t)
-    return _downstream(graph, layer)[1]
+    gone = {n.name for n in removed}
+    return [name for name in nodes if name not in gone]
 
 
 def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibration | None = None,
