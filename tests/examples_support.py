@@ -40,7 +40,9 @@ RUN_BLOCKED = (
 
 def generate_ref(model: Path, out: Path, *extra: str) -> None:
     """`dcgan-rt generate` of the examples' job (SEED, START, COUNT) on ONNX Runtime, the
-    examples' runtime: auto would take OpenVINO where it is installed (within a level)."""
+    examples' runtime, named so that the comparison holds whatever auto's rule becomes
+    (dcgan-rt's ONNX Runtime sessions run the Concat interleave, the examples the file's
+    own graph: the pixels must still match bit for bit)."""
     run_cli("generate", model, "-n", COUNT, "--out", out, "--seed", SEED, "--start", START,
             "--backend", "onnxruntime", *extra, check=True)
 

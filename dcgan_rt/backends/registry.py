@@ -11,14 +11,15 @@ torch) and two ONNX Runtime rows pinned to one GPU provider, which bench and doc
 time and check on their own (`generate --backend onnxruntime` takes the best
 provider present).
 
-`auto` on the CPU (`cpu_choice`): OpenVINO for a file that computes in fp32 or int8
-when openvino is installed, else ONNX Runtime. Measured with `dcgan-rt bench` on the
-default 64x64 RGB generator (docs/performance.md, "What auto picks"): OpenVINO runs
-the sub-pixel graph `dcgan-rt export` writes at 89-98% of the fp32 matmul ceiling,
-ONNX Runtime at 83-85%; interleaved on one host, OpenVINO ran 1.01-1.13x ONNX Runtime's
-images/s at batch 32-128 on both fp32 files, and 4.2x on the int8 file (ONNX Runtime
-leaves its symmetric QDQ convolutions unfused). fp16 files stay on ONNX Runtime: fp16
-is a GPU precision, emulated on these CPUs. auto picks among backends for the file
+`auto` on the CPU (`cpu_choice`, `CPU_PREFERENCE`): ONNX Runtime for a file that
+computes in fp32, OpenVINO for int8, each falling back to the other where it is not
+installed. Measured on the default 64x64 RGB generator (docs/performance.md, "What auto
+picks"): with its phase interleaves as Concats (dcgan_rt.backends.ort_graph) ONNX
+Runtime runs the sub-pixel graph model-only as fast as OpenVINO (a tie within noise,
+interleaved runs of benchmarks/bench_auto.py) and `generate --format npy` 1.11-1.14x
+OpenVINO's images/s end to end; OpenVINO runs the int8 file at 4.8-5.0x ONNX Runtime
+(which leaves its symmetric QDQ convolutions unfused). fp16 files stay on ONNX Runtime:
+fp16 is a GPU precision, emulated on these CPUs. auto picks among backends for the file
 given; it never swaps the file or its precision.
 """
 
@@ -179,17 +180,26 @@ def ort_gpu_usable() -> bool:
     return cuda_driver() and any(p in ort_providers() for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
 
 
-OPENVINO_FASTEST = ("fp32", "int8")  # the precisions OpenVINO runs fastest on the CPU (measured)
+# The CPU runtimes auto takes for a file of each precision, fastest first (measured:
+# docs/performance.md, "What auto picks"); a precision not listed runs on ONNX Runtime.
+CPU_PREFERENCE = {"fp32": ("onnxruntime", "openvino"), "int8": ("openvino", "onnxruntime")}
+_LABELS = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def cpu_choice(precision: str) -> tuple[str, str]:
     """(backend, why) for an .onnx file that computes in `precision` when it runs on the CPU."""
-    if precision in OPENVINO_FASTEST and BACKENDS["openvino"].unavailable() is None:
-        return "openvino", f"OpenVINO is the fastest CPU runtime measured for {precision} files (docs/performance.md)"
-    if precision in OPENVINO_FASTEST:
-        return "onnxruntime", (f"ONNX Runtime on the CPU (pip install 'dcgan-rt[openvino]' runs {precision} files "
-                               "faster)")
-    return "onnxruntime", f"ONNX Runtime runs {precision} files on the CPU"
+    order = CPU_PREFERENCE.get(precision)
+    if order is None:
+        return "onnxruntime", f"ONNX Runtime runs {precision} files on the CPU"
+    best = order[0]
+    for name in order:
+        if BACKENDS[name].unavailable() is None:
+            if name == best:
+                return name, (f"{_LABELS[name]} is the fastest CPU runtime measured for {precision} files "
+                              "(docs/performance.md)")
+            return name, (f"{_LABELS[name]} on the CPU (pip install 'dcgan-rt[{BACKENDS[best].extra}]' runs "
+                          f"{precision} files faster)")
+    return best, f"{_LABELS[best]} is the fastest CPU runtime measured for {precision} files"
 
 
 def status() -> dict[str, str]:
