@@ -69,7 +69,7 @@ def build(run: Path, out: Path) -> dict[str, Path]:
     onnx.save(fp32, str(paths["fp32"]))
     calibration = q.Calibration()
     layer = q.last_layer_nodes(fp32)
-    float_part = layer + q._downstream(fp32.graph, layer)[1]
+    float_part = layer + q.downstream_of(fp32.graph, layer)[1]
     for name, placement in PLACEMENTS.items():
         dst = out / f"{name}.onnx"
         if placement is None:
@@ -81,8 +81,8 @@ def build(run: Path, out: Path) -> dict[str, Path]:
             if inputs_only:
                 extra["OpTypesToExcludeOutputQuantization"] = ["Conv", "Gemm"]
                 kwargs["op_types_to_quantize"] = ["Conv", "Gemm"]
-            with contextlib.redirect_stdout(io.StringIO()), q._quiet_root_logger():
-                quantize_static(str(paths["fp32"]), str(dst), q._LatentReader(card.model_config.z_dim, calibration, card),
+            with contextlib.redirect_stdout(io.StringIO()), q.quiet_root_logger():
+                quantize_static(str(paths["fp32"]), str(dst), q.LatentReader(card.model_config.z_dim, calibration, card),
                                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
                                 calibrate_method=CalibrationMethod.Percentile,

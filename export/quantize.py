@@ -71,7 +71,7 @@ class Calibration:
         }
 
 
-class _LatentReader:
+class LatentReader:
     """onnxruntime.quantization's CalibrationDataReader over latent batches (with a conditional
     model's default labels y(seed, i), dcgan_rt.labels, as its `label` input)."""
 
@@ -115,7 +115,7 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return consumers
 
 
-def _downstream(graph: onnx.GraphProto, layer: list[str]) -> tuple[set[str], list[str]]:
+def downstream_of(graph: onnx.GraphProto, layer: list[str]) -> tuple[set[str], list[str]]:
     """(every tensor computed from the outputs of the nodes named in `layer`, the names of
     the other nodes that read them)."""
     consumers = _consumers(graph)
@@ -133,7 +133,7 @@ def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
     `layer` (in place, with the scales they leave unused); the names of the nodes there,
     which now compute in float."""
     graph = model.graph
-    downstream, nodes = _downstream(graph, layer)
+    downstream, nodes = downstream_of(graph, layer)
     consumers = _consumers(graph)
     producers = {o: n for n in graph.node for o in n.output}
     outputs = {o.name for o in graph.output}
@@ -174,16 +174,16 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
 
     calibration = calibration or Calibration()
     layer = last_layer_nodes(float_model)
-    _, pixels = _downstream(float_model.graph, layer)  # float: no int8 weights for the interleave either
+    _, pixels = downstream_of(float_model.graph, layer)  # float: no int8 weights for the interleave either
     symmetric = calibration.activations == "int8-symmetric"
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[calibration.method]
     with tempfile.TemporaryDirectory(prefix="dcgan-rt-int8-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(float_model, str(src))
-        with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():  # its progress lines and advice
+        with contextlib.redirect_stdout(io.StringIO()), quiet_root_logger():  # its progress lines and advice
             quantize_static(
-                str(src), str(dst), _LatentReader(z_dim, calibration, card),
+                str(src), str(dst), LatentReader(z_dim, calibration, card),
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True, reduce_range=calibration.reduce_range, calibrate_method=method,
@@ -197,7 +197,7 @@ def quantize_int8(float_model: onnx.ModelProto, z_dim: int, calibration: Calibra
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
+def quiet_root_logger():
     """onnxruntime.quantization logs advice through the root logger at WARNING."""
     root = logging.getLogger()
     level = root.level
