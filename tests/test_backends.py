@@ -31,13 +31,16 @@ def run_cli_python(code: str, env: dict):
     return proc
 
 
-def test_auto_picks_the_fastest_cpu_runtime_installed_for_onnx_and_says_why(tiny_onnx, tmp_path):
-    """fp32 on ONNX Runtime where it is installed (as fast model-only, faster end to end:
-    docs/performance.md), OpenVINO where only it is; the file and its precision are the ones given."""
+def test_auto_runs_fp32_onnx_on_onnxruntime_and_says_why(tiny_onnx):
+    """fp32 on ONNX Runtime where it is installed (as fast model-only as OpenVINO, faster end
+    to end: docs/performance.md); the file and its precision are the ones given."""
     with select_backend(tiny_onnx) as b:
         assert b.name == "onnxruntime" and b.device == "cpu" and b.artifact.path == tiny_onnx
         assert "MODEL is ONNX" in b.reason and "ONNX Runtime is the fastest CPU runtime" in b.reason
         assert b.z_dim == 16 and b.precision == "fp32"
+
+
+def test_auto_without_onnxruntime_runs_fp32_on_openvino_and_names_the_faster_extra(tiny_onnx, tmp_path):
     pytest.importorskip("openvino", reason="this check runs auto with OpenVINO alone")
     probe = ("from dcgan_rt.backends import select_backend; b = select_backend(%r); "
              "print(b.name, '|', b.describe(), '|', b.reason)" % str(tiny_onnx))
@@ -45,6 +48,17 @@ def test_auto_picks_the_fastest_cpu_runtime_installed_for_onnx_and_says_why(tiny
     name, described, reason = (part.strip() for part in proc.stdout.split("|"))
     assert name == "openvino" and "streams" in described
     assert "pip install 'dcgan-rt[cpu]'" in reason  # says what would be faster
+
+
+def test_openvino_alone_reports_its_own_error_not_a_missing_onnxruntime(tiny_onnx, tmp_path):
+    """With nothing to fall back on, a file OpenVINO cannot read is reported as such."""
+    pytest.importorskip("openvino", reason="this check runs auto with OpenVINO alone")
+    broken = tmp_path / "generator.onnx"
+    broken.write_bytes(tiny_onnx.read_bytes()[: tiny_onnx.stat().st_size // 2])
+    proc = run_cli("generate", broken, "-n", "1", "--out", tmp_path / "out", env=blocker(tmp_path, "onnxruntime"))
+    assert_clean_error(proc, 1, str(broken))
+    assert "dcgan-rt[cpu]" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_auto_runs_each_precision_on_its_fastest_cpu_runtime_and_never_swaps_the_file(tiny_model_dir, tmp_path):

@@ -97,6 +97,11 @@ def test_cuda_ep_runs_without_tf32_whichever_way_it_is_chosen(tiny_onnx, clean_c
     trt = auto[0][1]
     assert trt["trt_profile_max_shapes"] == f"z:1024x{TINY_CONFIG['z_dim']}"
     assert provider_list("cpu", ALL_PROVIDERS, 0, tiny_onnx)[0] == [CPU_EP]
+    # onnxruntime-gpu on a machine without a CUDA GPU: auto asks for the CPU provider alone
+    # (the CPU backend's own settings), a provider named on purpose is still asked for.
+    providers, why = provider_list("auto", ALL_PROVIDERS, 0, tiny_onnx, gpu=False)
+    assert providers == [CPU_EP] and "no CUDA GPU" in why
+    assert provider_list("cuda", ALL_PROVIDERS, 0, tiny_onnx, gpu=False)[0][0][0] == CUDA_EP
     with pytest.raises(MissingDependencyError, match=r"onnxruntime-gpu.*dcgan-rt\[gpu\]"):
         provider_list("cuda", [CPU_EP], 0, tiny_onnx)
 

@@ -57,6 +57,33 @@ def test_cpu_session_runs_concat_interleaves_with_the_very_same_pixels(rgb_onnx)
     assert sha256_file(rgb_onnx) == before  # the file on disk keeps OpenVINO's form
 
 
+def test_the_backend_builds_its_cpu_session_from_the_rewrite_unless_told_not_to(rgb_onnx, monkeypatch):
+    from dcgan_rt.backends import onnxruntime as ort_backend
+
+    seen = []
+
+    def spy(path):
+        seen.append(cpu_session_model(path))
+        return seen[-1]
+
+    monkeypatch.setattr(ort_backend, "cpu_session_model", spy)
+    with OnnxRuntimeBackend(rgb_onnx, providers="cpu"):
+        pass
+    assert len(seen) == 1 and seen[0] is not None
+    with OnnxRuntimeBackend(rgb_onnx, providers="cpu", concat_interleave=False):
+        pass
+    assert len(seen) == 1  # the file's graph, as written
+
+
+def test_a_rewrite_onnxruntime_refuses_falls_back_to_the_file(rgb_onnx, monkeypatch):
+    from dcgan_rt.backends import onnxruntime as ort_backend
+
+    monkeypatch.setattr(ort_backend, "cpu_session_model", lambda _path: b"not a model")
+    z = _latents(rgb_onnx, 9, 2)
+    with OnnxRuntimeBackend(rgb_onnx, providers="cpu") as backend:
+        assert np.array_equal(backend(z), _by_path(rgb_onnx, z))
+
+
 def test_older_slice_interleaved_files_are_rewritten_too():
     from pathlib import Path
 

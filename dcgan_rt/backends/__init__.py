@@ -13,8 +13,8 @@ The labels go to the model's `label` input, as the model card's `inputs` list it
 
 `select_backend(model, "auto")` picks, in DESIGN §4 order, the fastest backend that
 can run this MODEL here: TensorRT engine > ONNX Runtime (TensorRT EP / CUDA EP) >
-the fastest CPU runtime installed for the file's precision (OpenVINO for fp32 where
-present, else ONNX Runtime CPU) > PyTorch, and records why in `backend.reason`. One
+the fastest CPU runtime installed for the file's precision (ONNX Runtime for fp32,
+OpenVINO for int8 where present) > PyTorch, and records why in `backend.reason`. One
 exception: for a run directory on a machine with a CUDA GPU that PyTorch sees, but
 neither TensorRT nor onnxruntime-gpu, PyTorch on the GPU beats a CPU runtime by
 orders of magnitude, so `auto` picks it. The backends themselves (file kind, extra,
@@ -135,7 +135,8 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
     from these very weights (their recorded source sha256 matches): the engine where
     TensorRT and a GPU are present, else the fp32 ONNX (uint8 variant first), else
     PyTorch. An ONNX file that runs on the CPU goes to the fastest CPU runtime
-    installed for its precision (registry.cpu_choice: OpenVINO for fp32 where present).
+    installed for its precision (registry.cpu_choice: ONNX Runtime for fp32, OpenVINO
+    for int8 where present).
     `backend.artifact` is the file that actually runs.
 
     gpu: which CUDA device GPU backends use (None: device 0; a torchrun rank passes
@@ -161,9 +162,9 @@ def select_backend(model: str | Path | ModelPath, name: str = "auto", *, gpu: in
     try:
         backend: Backend = BACKENDS[name].build(artifact.path, options)
     except DcganRtError as exc:
-        if not reason.startswith("auto") or name != "openvino":
-            raise
-        # auto's first CPU choice is installed but does not start: ONNX Runtime runs every ONNX file.
+        if not reason.startswith("auto") or name != "openvino" or BACKENDS["onnxruntime"].unavailable() is not None:
+            raise  # without ONNX Runtime to fall back on, OpenVINO's own error is the one to read
+        # auto's CPU choice is installed but does not start: ONNX Runtime runs every ONNX file.
         name, reason = "onnxruntime", f"{reason}; OpenVINO did not start ({exc}), so ONNX Runtime"
         backend = BACKENDS[name].build(artifact.path, options)
     if name == "onnxruntime":

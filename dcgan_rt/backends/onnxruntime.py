@@ -26,6 +26,7 @@ import numpy as np
 from dcgan_rt.backends import UINT8_NHWC, Backend
 from dcgan_rt.batch import Batch
 from dcgan_rt.backends.ort_graph import cpu_session_model
+from dcgan_rt.backends.registry import cuda_driver
 from dcgan_rt.backends.ort_options import (
     CPU_EP as _CPU_EP, CUDA_EP as _CUDA_EP, TRT_EP as _TRT_EP, TRT_MAX_BATCH as _TRT_MAX_BATCH, BatchSplitter,
     cpu_session_options, provider_list,
@@ -58,7 +59,8 @@ class OnnxRuntimeBackend(Backend):
             raise ArtifactError(f"ONNX model {path} not found")
         check_onnx_file(path)  # external data outside its folder is refused before ONNX Runtime reads it
         available = ort.get_available_providers()
-        wanted, self.provider_reason = provider_list(providers, available, device_id, path)
+        gpu = providers != "auto" or cuda_driver()
+        wanted, self.provider_reason = provider_list(providers, available, device_id, path, gpu=gpu)
         self.provider_options = wanted  # what ONNX Runtime was asked for (doctor and tests compare it)
         # On the CPU provider each core runs its own slice of the batch on one thread
         # (ort_options.BatchSplitter: measurably faster than intra-op threads here).
@@ -69,7 +71,7 @@ class OnnxRuntimeBackend(Backend):
         on_cpu = _provider_name(wanted[0]) == _CPU_EP
         model = cpu_session_model(path) if on_cpu and concat_interleave else None
         try:
-            session = ort.InferenceSession(model or str(path), options, providers=wanted)
+            session = _session(ort, model, path, options, wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if _provider_name(wanted[0]) != _CPU_EP:  # a GPU provider's libraries are as likely as the file
@@ -159,6 +161,17 @@ class OnnxRuntimeBackend(Backend):
             self._pool = None
         self._binding = None
         self._session = None
+
+
+def _session(ort, model: bytes | None, path: Path, options, providers):
+    """A session on the rewritten graph, or on the file itself when there is none or
+    ONNX Runtime refuses it (then the file's own graph decides, and its errors name the file)."""
+    if model is not None:
+        try:
+            return ort.InferenceSession(model, options, providers=providers)
+        except Exception:  # noqa: BLE001 - any refusal of the rewrite: the file as written is what counts
+            pass
+    return ort.InferenceSession(str(path), options, providers=providers)
 
 
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16",

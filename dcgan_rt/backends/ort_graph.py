@@ -7,10 +7,11 @@ that DepthToSpace as a general 6-D transpose, 12 % of its time on the default 64
 generator. The same pixels come from a Concat that pairs the two column phases of
 each row phase element by element and a Concat that stacks the two row phases row
 by row (then reshapes, which copy nothing): ONNX Runtime copies both at about memory
-speed, OpenVINO at a third of its DepthToSpace speed (docs/performance.md, "The
-sub-pixel rewrite"). So the file keeps OpenVINO's form and ONNX Runtime's CPU
-sessions get this one, rewritten in memory when the session is built (~10-20 ms on
-the default generator; the file on disk is never changed). Exact: every output
+speed, OpenVINO at a third of its DepthToSpace speed (the whole default generator:
+half its speed; docs/performance.md, "What auto picks"). So the file keeps OpenVINO's
+form and ONNX Runtime's CPU sessions get this one, rewritten in memory when the
+session is built (10-35 ms on the default generator, once per job; the file on disk is
+never changed). Exact: every output
 value is copied, none is computed.
 
     phase (a, b) holds output pixels (2r + a, 2c + b), as DepthToSpace's DCR order says:
@@ -49,40 +50,41 @@ def _rewritten(path: Path) -> bytes | None:
         return None
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         return None
-    if not interleave_by_concat(model):
+    try:
+        rewritten = interleave_by_concat(model)
+    except Exception:  # noqa: BLE001 - a graph this rewrite does not understand runs as written
         return None
-    return model.SerializeToString()
+    return model.SerializeToString() if rewritten else None
 
 
 def interleave_by_concat(model: onnx.ModelProto) -> bool:
     """Rewrite, in place, every Concat(axis 1, 4 phases) -> DepthToSpace(2, DCR) of `model`;
     True when one was rewritten."""
     graph = model.graph
-    producers = {out: node for node in graph.node for out in node.output}
+    nodes = list(graph.node)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
     uses: dict[str, int] = {}
-    for node in graph.node:
+    for node in nodes:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
     outputs = {o.name for o in graph.output}
-    taken = {n for node in graph.node for n in (*node.input, *node.output, node.name)}
-    taken |= {t.name for t in graph.initializer}
-    rewrites = {}
-    for node in graph.node:
-        concat = producers.get(node.input[0]) if node.op_type == "DepthToSpace" and node.input else None
-        if concat is not None and _is_phase_interleave(node, concat, uses, outputs):
-            rewrites[id(concat)] = None
-            rewrites[id(node)] = _concat_interleave(list(concat.input), node.output[0], node.name or "d2s", taken,
-                                                    graph)
-    if not rewrites:
+    taken = {n for node in nodes for n in (*node.input, *node.output, node.name)}
+    taken |= {t.name for t in graph.initializer} | {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    replaced: dict[int, list] = {}  # node index -> the nodes that take its place ([] for a dropped Concat)
+    for i, node in enumerate(nodes):
+        c = producer.get(node.input[0]) if node.op_type == "DepthToSpace" and node.input else None
+        if c is not None and _is_phase_interleave(node, nodes[c], uses, outputs):
+            replaced[c] = []
+            replaced[i] = _concat_interleave(list(nodes[c].input), node.output[0], node.name or "d2s", taken, graph)
+    if not replaced:
         return False
-    new_nodes = []
-    for node in graph.node:
-        if id(node) not in rewrites:
-            new_nodes.append(node)
-        elif rewrites[id(node)] is not None:
-            new_nodes.extend(rewrites[id(node)])
+    gone = {nodes[i].output[0] for i, new in replaced.items() if not new}  # the Concats' outputs
     del graph.node[:]
-    graph.node.extend(new_nodes)
+    for i, node in enumerate(nodes):
+        graph.node.extend(replaced.get(i, [node]))
+    kept = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
     return True
 
 

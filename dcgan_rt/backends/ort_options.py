@@ -122,11 +122,14 @@ def profile_shapes(inputs: list[dict], batch: int) -> str:
                     for spec in inputs)
 
 
-def provider_list(choice: str, available: list[str], device_id: int, path: str | Path) -> tuple[list, str]:
+def provider_list(choice: str, available: list[str], device_id: int, path: str | Path,
+                  gpu: bool = True) -> tuple[list, str]:
     """The providers (with options) to ask ONNX Runtime for, best first, and why.
 
     choice: "auto" (the best present), or "cpu" / "cuda" / "tensorrt" for that one
-    provider (CPU behind it only for nodes a GPU provider does not take)."""
+    provider (CPU behind it only for nodes a GPU provider does not take). gpu: whether
+    a CUDA GPU is here; without one "auto" asks for the CPU provider alone, which runs
+    as the CPU backend is tuned to (a GPU provider would only fall back to the CPU)."""
     from dcgan_rt.errors import MissingDependencyError
 
     has_trt, has_cuda = TRT_EP in available, CUDA_EP in available
@@ -134,6 +137,8 @@ def provider_list(choice: str, available: list[str], device_id: int, path: str |
         raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's TensorRT provider", extra="gpu")
     if choice == "cuda" and not has_cuda:
         raise MissingDependencyError("onnxruntime-gpu", "ONNX Runtime's CUDA provider", extra="gpu")
+    if choice == "auto" and not gpu and (has_trt or has_cuda):
+        return [CPU_EP], "CPU provider (this onnxruntime has GPU providers, but no CUDA GPU is here)"
     cuda = (CUDA_EP, cuda_provider_options(device_id))
     if choice in ("auto", "tensorrt") and has_trt and has_cuda:
         trt = (TRT_EP, tensorrt_provider_options(path, device_id))

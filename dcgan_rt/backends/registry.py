@@ -17,7 +17,7 @@ installed. Measured on the default 64x64 RGB generator (docs/performance.md, "Wh
 picks"): with its phase interleaves as Concats (dcgan_rt.backends.ort_graph) ONNX
 Runtime runs the sub-pixel graph model-only as fast as OpenVINO (a tie within noise,
 interleaved runs of benchmarks/bench_auto.py) and `generate --format npy` 1.11-1.14x
-OpenVINO's images/s end to end; OpenVINO runs the int8 file at 4.8-5.0x ONNX Runtime
+OpenVINO's images/s end to end; OpenVINO runs the int8 file at 4.6-5.2x ONNX Runtime
 (which leaves its symmetric QDQ convolutions unfused). fp16 files stay on ONNX Runtime:
 fp16 is a GPU precision, emulated on these CPUs. auto picks among backends for the file
 given; it never swaps the file or its precision.
