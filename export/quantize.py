@@ -19,10 +19,11 @@ QuantizeLinear/DequantizeLinear pairs:
   (docs/export.md, docs/performance.md): pixels as close to fp32 as with the whole
   last layer in float, and faster, since that layer then runs on int8 kernels.
 
-The result is an ordinary ONNX model: ONNX Runtime CPU runs the convolutions on its
-integer kernels where it can fuse them, OpenVINO runs them as low-precision
-convolutions, and TensorRT builds it with explicit quantization (its Q/DQ scales are
-used as they are).
+The result is an ordinary ONNX model: OpenVINO runs the convolutions as low-precision
+convolutions, TensorRT builds it with explicit quantization (its Q/DQ scales are used
+as they are), and ONNX Runtime CPU runs them on its integer kernels once the activations
+are uint8, which dcgan-rt's sessions give it (dcgan_rt.backends.ort_graph: the same
+values, zero point moved by 128); the file's own int8 activations it leaves in float.
 """
 
 from __future__ import annotations

@@ -106,3 +106,30 @@ def test_weights_in_an_external_file_are_loaded_by_path_unrewritten(rgb_onnx, tm
     z = _latents(rgb_onnx, 5, 3)
     with OnnxRuntimeBackend(external, providers="cpu") as backend:
         assert np.array_equal(backend(z), _by_path(rgb_onnx, z))
+
+
+def test_int8_activations_run_as_uint8_on_onnxruntime_within_a_level_of_the_file(tmp_path):
+    """export --int8 writes symmetric int8 activations (TensorRT, OpenVINO); ONNX Runtime's
+    CPU sessions get them as uint8 with the zero point moved by 128, which it fuses."""
+    from onnx import numpy_helper
+
+    from dcgan_rt.export.exporter import export_model
+    from dcgan_rt.images import to_uint8
+
+    model_dir = make_model_dir(tmp_path / "m", img_resolution=32, img_channels=3, g_width=16)
+    export_model(model_dir, options=("int8",), engine=False)
+    int8 = model_dir / "export" / "generator.int8.onnx"
+    before = sha256_file(int8)
+    rewritten = onnx.load_from_string(cpu_session_model(int8))
+    inits = {t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer}
+    activation_q = [n for n in rewritten.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]
+    assert activation_q and all(inits[n.input[2]].dtype == np.uint8 for n in activation_q)
+    onnx.checker.check_model(rewritten, full_check=True)
+
+    z = _latents(int8, 4, 64)
+    want = to_uint8(_by_path(int8, z)).astype(int)
+    with OnnxRuntimeBackend(int8, providers="cpu") as backend:
+        got = backend.images(z).astype(int)
+    diff = np.abs(got - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # integer accumulation: rare one-level roundings
+    assert sha256_file(int8) == before

@@ -1,22 +1,32 @@
-"""The graph ONNX Runtime's CPU provider runs: each phase interleave as two Concats, not a DepthToSpace.
+"""The graph ONNX Runtime's CPU provider runs: a file's graph in the forms it runs fastest.
 
-Core tier (onnx, numpy). The sub-pixel graph that `dcgan-rt export` writes
-(dcgan_rt.export.optimize) interleaves the four phase outputs of every inner layer
-with a channel Concat and a DepthToSpace: OpenVINO's fastest form. ONNX Runtime runs
-that DepthToSpace as a general 6-D transpose, 12 % of its time on the default 64x64
-generator. The same pixels come from a Concat that pairs the two column phases of
-each row phase element by element and a Concat that stacks the two row phases row
-by row (then reshapes, which copy nothing): ONNX Runtime copies both at about memory
-speed, OpenVINO at a third of its DepthToSpace speed (the whole default generator:
-half its speed; docs/performance.md, "What auto picks"). So the file keeps OpenVINO's
-form and ONNX Runtime's CPU sessions get this one, rewritten in memory when the
-session is built (10-35 ms on the default generator, once per job; the file on disk is
-never changed). Exact: every output
-value is copied, none is computed.
+Core tier (onnx, numpy). Each file keeps one graph for every runtime; when the ONNX
+Runtime backend builds a CPU session it hands over a copy rewritten in memory
+(10-35 ms on the default generator, once per job; the file on disk is never
+changed), with two changes, each exact or within the rounding of the int8 file itself:
 
-    phase (a, b) holds output pixels (2r + a, 2c + b), as DepthToSpace's DCR order says:
-    columns:  q_a = Reshape(Concat(p_a0[..., None], p_a1[..., None], axis=4), (N, C, H, 2W))
-    rows:     y   = Reshape(Concat(q_0, q_1, axis=3), (N, C, 2H, 2W))
+- **Phase interleaves as two Concats, not a DepthToSpace.** The sub-pixel graph
+  (dcgan_rt.export.optimize) interleaves the four phase outputs of every inner layer
+  with a channel Concat and a DepthToSpace: OpenVINO's fastest form. ONNX Runtime runs
+  that DepthToSpace as a general 6-D transpose, 12 % of its time on the default 64x64
+  generator. The same pixels come from a Concat that pairs the two column phases of
+  each row phase element by element and a Concat that stacks the two row phases row
+  by row (reshapes in between copy nothing): ONNX Runtime copies both at about memory
+  speed, OpenVINO at a third of its DepthToSpace speed (the whole generator: half its
+  speed). Every output value is copied, none computed: bit for bit the same.
+
+      phase (a, b) holds output pixels (2r + a, 2c + b), as DepthToSpace's DCR order says:
+      columns:  q_a = Reshape(Concat(p_a0[..., None], p_a1[..., None], axis=4), (N, C, H, 2W))
+      rows:     y   = Reshape(Concat(q_0, q_1, axis=3), (N, C, 2H, 2W))
+
+- **int8 activations as uint8.** `export --int8` writes symmetric int8 activations
+  (zero point 0), which TensorRT requires and OpenVINO compiles; ONNX Runtime fuses its
+  QDQ convolutions into integer kernels only with uint8 activations, and otherwise runs
+  every convolution in float between a dequantize and a quantize, slower than the fp32
+  file. The same quantization in uint8 with the zero point moved by 128 stores q + 128
+  for every q and dequantizes to the same values; fused, the convolutions accumulate in
+  integers, whose rounding differs from the float path's by a level at most on rare
+  pixels (docs/performance.md, int8 section).
 """
 
 from __future__ import annotations
@@ -29,20 +39,21 @@ from onnx import helper, numpy_helper
 
 from dcgan_rt.digest import memoized
 
-__all__ = ["interleave_by_concat", "cpu_session_model"]
+__all__ = ["interleave_by_concat", "uint8_activations", "cpu_session_model"]
 
 
 def cpu_session_model(path: str | Path) -> bytes | None:
     """The serialized model ONNX Runtime's CPU provider should run for the file at `path`,
-    or None when there is nothing to rewrite: no DepthToSpace interleave, weights kept in
-    external files (which a model loaded from bytes could not find), or a file that does
-    not parse (ONNX Runtime then reports it, loading it by path)."""
+    or None when there is nothing to rewrite: no DepthToSpace interleave and no int8
+    activations, weights kept in external files (which a model loaded from bytes could
+    not find), or a file that does not parse (ONNX Runtime then reports it, loading it
+    by path)."""
     return memoized("ort-cpu-graph", path, lambda: _rewritten(Path(path)))
 
 
 def _rewritten(path: Path) -> bytes | None:
     data = path.read_bytes()
-    if b"DepthToSpace" not in data:
+    if b"DepthToSpace" not in data and b"QuantizeLinear" not in data:
         return None
     try:
         model = onnx.load_from_string(data)
@@ -51,7 +62,7 @@ def _rewritten(path: Path) -> bytes | None:
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         return None
     try:
-        rewritten = interleave_by_concat(model)
+        rewritten = interleave_by_concat(model) | uint8_activations(model)
     except Exception:  # noqa: BLE001 - a graph this rewrite does not understand runs as written
         return None
     return model.SerializeToString() if rewritten else None
@@ -129,3 +140,48 @@ def _concat_interleave(phases: list[str], y: str, base: str, taken: set[str], gr
               helper.make_node("Mul", [shape, doubled], [out_shape], name=out_shape),
               helper.make_node("Reshape", [stacked, out_shape], [y], name=fresh("interleave"))]
     return nodes
+
+
+def uint8_activations(model: onnx.ModelProto) -> bool:
+    """Rewrite, in place, every activation QuantizeLinear with an int8 zero point, and the
+    DequantizeLinear nodes that read it, to uint8 with the zero point + 128; True when
+    the graph had such pairs. Left alone (False) unless every reader of every such
+    quantized tensor is a DequantizeLinear with the same scale and zero point."""
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    pairs = []
+    for node in graph.node:
+        if (node.op_type != "QuantizeLinear" or node.input[0] in inits or len(node.input) < 3
+                or node.input[2] not in inits or numpy_helper.to_array(inits[node.input[2]]).dtype != np.int8):
+            continue
+        dqs = readers.get(node.output[0], [])
+        if node.output[0] in outputs or not dqs or any(
+                d.op_type != "DequantizeLinear" or list(d.input[1:3]) != list(node.input[1:3]) for d in dqs):
+            return False
+        pairs.append((node, dqs))
+    if not pairs:
+        return False
+    moved: dict[str, str] = {}
+    taken = set(inits) | {n for node in graph.node for n in (*node.input, *node.output)}
+    for q, dqs in pairs:
+        old = q.input[2]
+        if old not in moved:
+            name, k = f"{old}_uint8", 1
+            while name in taken:
+                name, k = f"{old}_uint8_{k}", k + 1
+            taken.add(name)
+            zero = numpy_helper.to_array(inits[old]).astype(np.int16) + 128
+            graph.initializer.append(numpy_helper.from_array(zero.astype(np.uint8), name))
+            moved[old] = name
+        for node in (q, *dqs):
+            node.input[2] = moved[old]
+    used = {n for node in graph.node for n in node.input}
+    kept = [t for t in graph.initializer if t.name in used or t.name not in moved]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return True
