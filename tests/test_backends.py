@@ -206,3 +206,20 @@ def test_tensorrt_backend_keeps_order_with_two_batches_in_flight(tiny_model_dir,
         assert [g.shape[0] for g in got] == [64, 7, 1, 33]
         for z, images in zip(batches, got):
             assert np.abs(images.astype(int) - ort.images(z).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_cpu_backends_map_images_keeps_order_with_batches_queued(tiny_onnx, name):
+    """generate's loop: more batches than the backend keeps in flight, of uneven sizes, come
+    back in order and equal to one batch at a time."""
+    if name == "openvino":
+        pytest.importorskip("openvino", reason="the openvino backend needs the [openvino] extra")
+    z = latents(3, range(70), 16)
+    cuts = [0, 9, 10, 26, 27, 45, 60, 70]
+    batches = [z[a:b] for a, b in zip(cuts, cuts[1:])]
+    with select_backend(tiny_onnx, name) as b:
+        one_by_one = [b.images(batch) for batch in batches]
+        streamed = list(b.map_images(batches))
+    assert [len(x) for x in streamed] == [len(x) for x in batches]
+    for got, want in zip(streamed, one_by_one):
+        assert np.array_equal(got, want)

@@ -25,9 +25,10 @@ fp16 files still compute what their graph says.
 `generate` runs through `map_images`, which gives each stream whole batches of its
 own and keeps every stream busy while the caller converts and hands on the last
 result: no stream waits for the other at the end of each batch, and the uint8
-conversion overlaps inference. On the 64x64 RGB generator this took the generation
-loop of `generate --format npy` (without the one-off model compile and batch tuning)
-to 89-91% of the model-only rate; end to end, 83% (docs/performance.md).
+conversion overlaps inference. Each stream also has a second batch queued behind the
+one it runs (QUEUED_PER_STREAM), so it never waits for the Python thread to be
+scheduled beside two busy streams: `generate --format npy` 8-20 % faster on the int8
+file, 2-11 % on fp32 (docs/performance.md, "What was tried").
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ from dcgan_rt.errors import ArtifactError
 from dcgan_rt.extras import import_optional
 from dcgan_rt.images import to_uint8
 from dcgan_rt.onnx_card import output_kind, read_onnx_card
+
+
+QUEUED_PER_STREAM = 1  # batches waiting on each stream in map_images, beside the one it runs
 
 
 def import_openvino():
@@ -89,6 +93,10 @@ class OpenVinoBackend(Backend):
         self.path = path
         self._inputs = [spec["name"] for spec in io["inputs"]]  # z, then label for a conditional model
         self._requests = [compiled.create_infer_request() for _ in range(threads)]
+        # map_images keeps a second batch queued on every stream, so a stream that finishes
+        # starts the next batch at once instead of waiting for the caller to be scheduled
+        # beside two busy streams (docs/performance.md: +5 % fp32, +10 % int8 end to end).
+        self._queued = [compiled.create_infer_request() for _ in range(threads * QUEUED_PER_STREAM)]
         self._compiled = compiled
 
     def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:
@@ -107,7 +115,7 @@ class OpenVinoBackend(Backend):
         if len(self._requests) < 2:
             yield from super().map_images(batches)
             return
-        free = deque(self._requests)
+        free = deque(self._requests + self._queued)
 
         def enqueue(value):
             batch = self._check_batch(value)
@@ -123,8 +131,9 @@ class OpenVinoBackend(Backend):
             free.append(request)
             return images
 
-        yield from pipelined(batches, enqueue, collect, lambda images: images, depth=len(self._requests))
+        yield from pipelined(batches, enqueue, collect, lambda images: images, depth=len(free))
 
     def close(self) -> None:
         self._requests = []
+        self._queued = []
         self._compiled = None

@@ -16,8 +16,8 @@ computes in fp32, OpenVINO for int8, each falling back to the other where it is 
 installed. Measured on the default 64x64 RGB generator (docs/performance.md, "What auto
 picks"): with its phase interleaves as Concats (dcgan_rt.backends.ort_graph) ONNX
 Runtime runs the sub-pixel graph model-only as fast as OpenVINO (a tie within noise,
-interleaved runs of benchmarks/bench_auto.py) and `generate --format npy` 1.11-1.14x
-OpenVINO's images/s end to end; OpenVINO runs the int8 file at 1.5-1.6x ONNX Runtime
+interleaved runs of benchmarks/bench_auto.py) and `generate --format npy` as fast or a
+little faster end to end (median 1.05x), from the smaller install; OpenVINO runs the int8 file at 1.5-1.6x ONNX Runtime
 (which runs it with its activations as uint8, ort_graph again). fp16 files stay on ONNX Runtime:
 fp16 is a GPU precision, emulated on these CPUs. auto picks among backends for the file
 given; it never swaps the file or its precision.
