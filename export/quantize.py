@@ -116,10 +116,11 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return consumers
 
 
-def downstream_of(graph: onnx.GraphProto, layer: list[str]) -> tuple[set[str], list[str]]:
+def downstream_of(graph: onnx.GraphProto, layer: list[str],
+                  consumers: dict[str, list[onnx.NodeProto]] | None = None) -> tuple[set[str], list[str]]:
     """(every tensor computed from the outputs of the nodes named in `layer`, the names of
-    the other nodes that read them)."""
-    consumers = _consumers(graph)
+    the other nodes that read them); `consumers`: _consumers(graph), when the caller has it."""
+    consumers = consumers if consumers is not None else _consumers(graph)
     tensors, todo = set(), [t for n in graph.node if n.name in layer for t in n.output]
     while todo:
         tensor = todo.pop()
@@ -134,8 +135,8 @@ def float_pixels(model: onnx.ModelProto, layer: list[str]) -> list[str]:
     `layer` (in place, with the scales they leave unused); the names of the nodes there,
     which now compute in float."""
     graph = model.graph
-    downstream, nodes = downstream_of(graph, layer)
     consumers = _consumers(graph)
+    downstream, nodes = downstream_of(graph, layer, consumers)
     producers = {o: n for n in graph.node for o in n.output}
     outputs = {o.name for o in graph.output}
     removed = []

@@ -10,9 +10,8 @@ a provider asked for by name that does not start is an error (doctor relies on i
 
 Every provider option and CPU session setting comes from
 dcgan_rt.backends.ort_options, which says why each was chosen. On the CPU provider the
-session runs the file's graph with its phase interleaves as Concats instead of
-DepthToSpace (dcgan_rt.backends.ort_graph: the same pixels, ~8 % faster on the default
-generator); the file is not changed.
+session runs the forms of the file's graph it runs fastest (dcgan_rt.backends.ort_graph:
+phase interleaves as Concats, int8 activations as uint8); the file is not changed.
 """
 
 from __future__ import annotations
@@ -59,22 +58,23 @@ class OnnxRuntimeBackend(Backend):
             raise ArtifactError(f"ONNX model {path} not found")
         check_onnx_file(path)  # external data outside its folder is refused before ONNX Runtime reads it
         available = ort.get_available_providers()
-        gpu = providers != "auto" or cuda_driver()
+        # The driver is asked only where it matters: "auto" with a GPU provider installed.
+        gpu = providers != "auto" or not {_TRT_EP, _CUDA_EP} & set(available) or cuda_driver()
         wanted, self.provider_reason = provider_list(providers, available, device_id, path, gpu=gpu)
         self.provider_options = wanted  # what ONNX Runtime was asked for (doctor and tests compare it)
+        on_cpu = _provider_name(wanted[0]) == _CPU_EP
         # On the CPU provider each core runs its own slice of the batch on one thread
         # (ort_options.BatchSplitter: measurably faster than intra-op threads here).
-        workers = (threads or usable_cores()) if _provider_name(wanted[0]) == _CPU_EP else 1
+        workers = (threads or usable_cores()) if on_cpu else 1
         options = cpu_session_options(ort, 1 if workers > 1 else threads, spinning=spin)
-        # The CPU provider runs the phase interleaves as Concats (ort_graph: same pixels, faster);
-        # concat_interleave=False keeps the file's DepthToSpace (benchmarks compare the two).
-        on_cpu = _provider_name(wanted[0]) == _CPU_EP
+        # The CPU provider runs ort_graph's forms of the file (same pixels or within a level, faster);
+        # concat_interleave=False keeps the file's graph (benchmarks compare the two).
         model = cpu_session_model(path) if on_cpu and concat_interleave else None
         try:
             session = _session(ort, model, path, options, wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if _provider_name(wanted[0]) != _CPU_EP:  # a GPU provider's libraries are as likely as the file
+            if not on_cpu:  # a GPU provider's libraries are as likely as the file
                 raise ArtifactError(f"ONNX Runtime cannot load {path} with {_provider_name(wanted[0])} ({first}): "
                                     "check the CUDA/TensorRT libraries it needs, or re-export a damaged file "
                                     "with dcgan-rt export") from None

@@ -93,10 +93,7 @@ class OpenVinoBackend(Backend):
         self.path = path
         self._inputs = [spec["name"] for spec in io["inputs"]]  # z, then label for a conditional model
         self._requests = [compiled.create_infer_request() for _ in range(threads)]
-        # map_images keeps a second batch queued on every stream, so a stream that finishes
-        # starts the next batch at once instead of waiting for the caller to be scheduled
-        # beside two busy streams (docs/performance.md: +5 % fp32, +10 % int8 end to end).
-        self._queued = [compiled.create_infer_request() for _ in range(threads * QUEUED_PER_STREAM)]
+        self._queued = [compiled.create_infer_request() for _ in range(threads * QUEUED_PER_STREAM)]  # map_images
         self._compiled = compiled
 
     def __call__(self, batch: Batch | np.ndarray) -> np.ndarray:

@@ -74,17 +74,11 @@ def interleave_by_concat(model: onnx.ModelProto) -> bool:
     graph = model.graph
     nodes = list(graph.node)
     producer = {out: i for i, node in enumerate(nodes) for out in node.output}
-    uses: dict[str, int] = {}
-    for node in nodes:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
-    outputs = {o.name for o in graph.output}
-    taken = {n for node in nodes for n in (*node.input, *node.output, node.name)}
-    taken |= {t.name for t in graph.initializer} | {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    readers, outputs, taken = _readers(graph), {o.name for o in graph.output}, _names(graph)
     replaced: dict[int, list] = {}  # node index -> the nodes that take its place ([] for a dropped Concat)
     for i, node in enumerate(nodes):
         c = producer.get(node.input[0]) if node.op_type == "DepthToSpace" and node.input else None
-        if c is not None and _is_phase_interleave(node, nodes[c], uses, outputs):
+        if c is not None and _is_phase_interleave(node, nodes[c], readers, outputs):
             replaced[c] = []
             replaced[i] = _concat_interleave(list(nodes[c].input), node.output[0], node.name or "d2s", taken, graph)
     if not replaced:
@@ -99,22 +93,18 @@ def interleave_by_concat(model: onnx.ModelProto) -> bool:
     return True
 
 
-def _is_phase_interleave(d2s, concat, uses: dict[str, int], outputs: set[str]) -> bool:
+def _is_phase_interleave(d2s, concat, readers: dict[str, list], outputs: set[str]) -> bool:
     attrs = {a.name: helper.get_attribute_value(a) for a in d2s.attribute}
     mode = attrs.get("mode", b"DCR")
     concat_axis = next((helper.get_attribute_value(a) for a in concat.attribute if a.name == "axis"), None)
     return (concat.op_type == "Concat" and concat_axis == 1 and len(concat.input) == 4
             and attrs.get("blocksize") == 2 and mode in (b"DCR", "DCR")
-            and uses.get(concat.output[0]) == 1 and concat.output[0] not in outputs)
+            and len(readers.get(concat.output[0], [])) == 1 and concat.output[0] not in outputs)
 
 
 def _concat_interleave(phases: list[str], y: str, base: str, taken: set[str], graph) -> list:
     def fresh(suffix: str) -> str:
-        name, k = f"{base}_{suffix}", 1
-        while name in taken:
-            name, k = f"{base}_{suffix}_{k}", k + 1
-        taken.add(name)
-        return name
+        return _fresh(f"{base}_{suffix}", taken)
 
     def const(suffix: str, values) -> str:
         name = fresh(suffix)
@@ -149,11 +139,7 @@ def uint8_activations(model: onnx.ModelProto) -> bool:
     quantized tensor is a DequantizeLinear with the same scale and zero point."""
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    outputs = {o.name for o in graph.output}
+    readers, outputs = _readers(graph), {o.name for o in graph.output}
     pairs = []
     for node in graph.node:
         if (node.op_type != "QuantizeLinear" or node.input[0] in inits or len(node.input) < 3
@@ -167,17 +153,13 @@ def uint8_activations(model: onnx.ModelProto) -> bool:
     if not pairs:
         return False
     moved: dict[str, str] = {}
-    taken = set(inits) | {n for node in graph.node for n in (*node.input, *node.output)}
+    taken = _names(graph)
     for q, dqs in pairs:
         old = q.input[2]
         if old not in moved:
-            name, k = f"{old}_uint8", 1
-            while name in taken:
-                name, k = f"{old}_uint8_{k}", k + 1
-            taken.add(name)
+            moved[old] = _fresh(f"{old}_uint8", taken)
             zero = numpy_helper.to_array(inits[old]).astype(np.int16) + 128
-            graph.initializer.append(numpy_helper.from_array(zero.astype(np.uint8), name))
-            moved[old] = name
+            graph.initializer.append(numpy_helper.from_array(zero.astype(np.uint8), moved[old]))
         for node in (q, *dqs):
             node.input[2] = moved[old]
     used = {n for node in graph.node for n in node.input}
@@ -185,3 +167,28 @@ def uint8_activations(model: onnx.ModelProto) -> bool:
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return True
+
+
+def _readers(graph: onnx.GraphProto) -> dict[str, list]:
+    """{tensor name: the nodes that read it}."""
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _names(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor and node name in use in `graph`."""
+    names = {n for node in graph.node for n in (*node.input, *node.output, node.name)}
+    return names | {t.name for t in graph.initializer} | {v.name for v in (*graph.input, *graph.output,
+                                                                            *graph.value_info)}
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    """`name`, or `name_1`, `name_2`, ... whichever is not taken yet; now taken."""
+    candidate, k = name, 1
+    while candidate in taken:
+        candidate, k = f"{name}_{k}", k + 1
+    taken.add(candidate)
+    return candidate

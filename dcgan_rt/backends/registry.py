@@ -192,14 +192,11 @@ def cpu_choice(precision: str) -> tuple[str, str]:
     if order is None:
         return "onnxruntime", f"ONNX Runtime runs {precision} files on the CPU"
     best = order[0]
-    for name in order:
-        if BACKENDS[name].unavailable() is None:
-            if name == best:
-                return name, (f"{_LABELS[name]} is the fastest CPU runtime measured for {precision} files "
-                              "(docs/performance.md)")
-            return name, (f"{_LABELS[name]} on the CPU (pip install 'dcgan-rt[{BACKENDS[best].extra}]' runs "
-                          f"{precision} files faster)")
-    return best, f"{_LABELS[best]} is the fastest CPU runtime measured for {precision} files"
+    name = next((n for n in order if BACKENDS[n].unavailable() is None), best)  # none: best says what to install
+    if name == best:
+        return name, f"{_LABELS[name]} is the fastest CPU runtime measured for {precision} files (docs/performance.md)"
+    return name, (f"{_LABELS[name]} on the CPU (pip install 'dcgan-rt[{BACKENDS[best].extra}]' runs "
+                  f"{precision} files faster)")
 
 
 def status() -> dict[str, str]:
